@@ -1,0 +1,48 @@
+"""``avs topics``: show and convert topic files."""
+
+from __future__ import annotations
+
+import click
+
+from .. import topics as T
+from ..fileio import atomic_write, check_writable
+from . import cli
+from .render import emit
+
+
+@cli.group("topics")
+def topics_group() -> None:
+    """TRECVID topic files (XML or NUM<TAB>text lists)."""
+
+
+@topics_group.command("show")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table", show_default=True)
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="Label table (TSV); default: the shipped topics/labels.tsv.")
+def show(file: str, fmt: str, labels: str | None) -> None:
+    """Print the topics of FILE with their object/person/action/location labels."""
+    ts = T.read_topics(file, labels=labels or True)
+    df = T.topics_frame(ts)
+    if fmt == "table":
+        for lab in T.LABELS:
+            df[lab] = df[lab].map({1: "x", 0: "", None: "?"})
+    emit(df, fmt)
+
+
+@topics_group.command("convert")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--year", help="Year(s) the topics were released (XML output; inferred from NIST numbering).")
+@click.option("--collection", type=click.Choice(["IACC.3", "V3C1", "V3C2"]), help="Collection (XML output).")
+@click.option("--task", type=click.Choice(["main", "progress"]), help="Task (XML output).")
+@click.option("--force", is_flag=True, help="Overwrite DST.")
+def convert(src: str, dst: str, year, collection, task, force: bool) -> None:
+    """Convert a topic file; DST ending in .xml gets the canonical XML, anything else NUM<TAB>text."""
+    check_writable(dst, force)
+    ts = T.read_topics(src, labels=False)
+    if dst.endswith(".xml"):
+        ts = T.with_origin(ts, year=year, collection=collection, task=task)
+        atomic_write(dst, T.to_xml(ts), force=force)
+    else:
+        atomic_write(dst, T.to_text(ts), force=force)
