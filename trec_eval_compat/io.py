@@ -11,7 +11,7 @@ import gzip
 import io
 import os
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import IO, Iterator, NamedTuple
 
 from .errors import InputError
 
@@ -33,16 +33,30 @@ class RunLine(NamedTuple):
     line: int
 
 
-def open_text(path: str | os.PathLike) -> io.TextIOBase:
-    """Open a text file for reading, gunzipping ``.gz`` (by magic bytes, whatever the name)."""
+def open_binary(path: str | os.PathLike) -> IO[bytes]:
+    """Open a file for reading bytes, gunzipping gzip data (by magic bytes, whatever the name)."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
             magic = f.read(2)
-        raw = gzip.open(p, "rb") if magic == b"\x1f\x8b" else open(p, "rb")
+        return gzip.open(p, "rb") if magic == b"\x1f\x8b" else open(p, "rb")
     except OSError as e:
         raise InputError(path, e.strerror or str(e)) from None
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline=None)
+
+
+def open_text(path: str | os.PathLike) -> io.TextIOBase:
+    """Open a UTF-8 text file for reading, gunzipping as ``open_binary`` does."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="strict", newline=None)
+
+
+def looks_like_xml(path: str | os.PathLike) -> bool:
+    """True when the (decompressed) content starts with ``<`` after an optional BOM and white space."""
+    try:
+        with open_binary(path) as f:
+            head = f.read(256)
+    except (OSError, EOFError) as e:
+        raise InputError(path, f"cannot read: {e}") from None
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:

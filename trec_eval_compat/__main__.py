@@ -1,0 +1,40 @@
+"""``python -m trec_eval_compat [-q] QRELS RUN``: a drop-in for ``perl sample_eval.pl [-q] QRELS RUN``.
+
+Same stdout bytes on every well-formed input; a one-line error (exit 2) where the Perl script would die
+with "Illegal division by zero" or silently shift columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import InputError
+from .evaluate import evaluate, format_sample_eval, load_run
+from .ids import DEFAULT_PREFIX
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trec_eval_compat", description=__doc__.split("\n\n")[0])
+    ap.add_argument("-q", action="store_true", help="print the per-topic lines too")
+    ap.add_argument("--strict", action="store_true",
+                    help="refuse duplicates, >1000 results and unknown topics; average over all qrels topics")
+    ap.add_argument("--topic-prefix", default=DEFAULT_PREFIX,
+                    help="prefix turning an XML run's tNum into the qrels topic id (default: %(default)s)")
+    ap.add_argument("qrels")
+    ap.add_argument("run", help="TREC 6-column run or NIST run XML (.gz accepted)")
+    args = ap.parse_args(argv)
+    try:
+        ev = evaluate(args.qrels, load_run(args.run, args.topic_prefix), strict=args.strict, run_path=args.run)
+    except InputError as e:
+        print(f"trec_eval_compat: error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(format_sample_eval(ev, per_query=args.q))
+    if ev.mode == "strict" and ev.missing_topics:
+        print(f"trec_eval_compat: strict: {len(ev.missing_topics)} qrels topic(s) missing from the run scored 0",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Evaluate a run against qrels: per-topic measures and the ``all`` aggregate, as sample_eval.pl does.
+
+``compat`` mode (default) gives sample_eval.pl's numbers on every well-formed input. ``strict`` mode refuses
+what is almost always a mistake (duplicate shots, more than 1000 shots for a topic, run topics the qrels do not
+know) and averages over ALL qrels topics, a topic missing from the run scoring 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .errors import InputError
+from .io import Qrel, RunLine, looks_like_xml, read_qrels, read_run
+from .qrels import TopicQrels, build_qrels
+from .xinfap import (CUTOFFS, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic, ideal_dcg,
+                     interpolated_precision, rank_shots)
+
+PER_TOPIC_MEASURES = ("infAP", "infNDCG", "iP10", "iP100", "iP1000", "inum_rel_ret", "inum_rel", "num_ret")
+RECALL_LABELS = tuple(f"iprec@rec{x:4.2f}" for x in RECALL_POINTS)
+
+
+@dataclass
+class Evaluation:
+    """Result of one run: ``per_topic`` (index = topic id, one column per measure) and ``aggregate``
+    (sample_eval.pl's ``all`` values, keyed by the printed measure names)."""
+
+    per_topic: pd.DataFrame
+    aggregate: dict[str, float]
+    mode: str = "compat"
+    missing_topics: list[str] = field(default_factory=list)  # qrels topics absent from the run
+    ignored_topics: list[str] = field(default_factory=list)  # run topics absent from the qrels
+    run_name: str | None = None
+
+
+class Qrels:
+    """Qrels prepared for repeated evaluation (per-topic statistics and ideal DCG computed once)."""
+
+    def __init__(self, rows: list[Qrel], path: str | None = None):
+        self.path = path
+        self.topics: dict[str, TopicQrels] = build_qrels(rows)
+        self._idcg: dict[str, float] = {}
+
+    def idcg(self, topic: str) -> float:
+        if topic not in self._idcg:
+            self._idcg[topic] = ideal_dcg(self.topics[topic])
+        return self._idcg[topic]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Qrels":
+        return cls(read_qrels(path), os.fspath(path))
+
+
+def load_run(path: str | os.PathLike, prefix: str = "1") -> list[RunLine]:
+    """Read a TREC 6-column run or a NIST run XML (recognised by content; topic ids become prefix+tNum)."""
+    if looks_like_xml(path):
+        from .runxml import xml_run_lines
+
+        return xml_run_lines(path, prefix)
+    return read_run(path)
+
+
+def _numeric_key(topic: str) -> tuple[float, str]:
+    # Perl's `<=>` on topic ids: numeric value, so '1661' < '10000'; non-numbers count as 0
+    try:
+        return float(topic), topic
+    except ValueError:
+        return 0.0, topic
+
+
+def group_run(lines: list[RunLine], path=None, strict: bool = False) -> dict[str, tuple[dict[str, float], int]]:
+    """topic -> (shot -> score with the last line winning, number of lines)."""
+    out: dict[str, tuple[dict[str, float], int]] = {}
+    counts: dict[str, int] = {}
+    for ln in lines:
+        scores = out.get(ln.topic)
+        if scores is None:
+            scores = out[ln.topic] = ({}, 0)
+        if strict and ln.shot in scores[0]:
+            raise InputError(path, f"topic {ln.topic}: shot {ln.shot} appears twice (strict mode)", line=ln.line)
+        scores[0][ln.shot] = ln.score
+        counts[ln.topic] = counts.get(ln.topic, 0) + 1
+    result = {t: (s, counts[t]) for t, (s, _) in out.items()}
+    if strict:
+        for t, (_, c) in result.items():
+            if c > MAX_RESULTS:
+                raise InputError(path, f"topic {t}: {c} results, more than {MAX_RESULTS} (strict mode)")
+    return result
+
+
+def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.PathLike,
+             strict: bool = False, run_path: str | None = None) -> Evaluation:
+    """Evaluate ``run`` (lines or a TREC run file) against ``qrels`` (prepared or a path)."""
+    if not isinstance(qrels, Qrels):
+        qrels = Qrels.read(qrels)
+    if not isinstance(run, list):
+        run_path = os.fspath(run)
+        run = read_run(run)
+    grouped = group_run(run, run_path, strict)
+    ignored = sorted((t for t in grouped if t not in qrels.topics), key=_numeric_key)
+    if strict and ignored:
+        raise InputError(run_path, f"{len(ignored)} run topic(s) not in the qrels {qrels.path or ''}: "
+                                   f"{', '.join(ignored[:5])} (strict mode)")
+    evaluated = sorted((t for t in grouped if t in qrels.topics), key=_numeric_key)
+    if not evaluated:
+        raise InputError(run_path, f"no run topic is in the qrels {qrels.path or ''}".rstrip()
+                                   + f" (run topics: {', '.join(sorted(grouped, key=_numeric_key)[:5])})")
+    results: dict[str, TopicResult] = {}
+    for t in evaluated:
+        scores, n_lines = grouped[t]
+        results[t] = evaluate_topic(qrels.topics[t], rank_shots(scores), n_lines, qrels.idcg(t))
+    missing = sorted((t for t in qrels.topics if t not in grouped), key=_numeric_key)
+    per_topic = pd.DataFrame(
+        [[r.infAP, r.infNDCG, *r.iP[:3], r.inum_rel_ret, r.inum_rel, r.num_ret] for r in results.values()],
+        index=pd.Index(list(results), name="topic"), columns=list(PER_TOPIC_MEASURES))
+    if strict:
+        for t in missing:
+            q = qrels.topics[t]
+            per_topic.loc[t] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, q.num_rel, 0]
+        per_topic = per_topic.loc[sorted(per_topic.index, key=_numeric_key)]
+    per_topic["num_ret"] = per_topic["num_ret"].astype(int)
+    return Evaluation(per_topic, _aggregate(qrels, results, len(per_topic)), "strict" if strict else "compat",
+                      missing, ignored, run_name=run_path)
+
+
+def _aggregate(qrels: Qrels, results: dict[str, TopicResult], n_topics: int) -> dict[str, float]:
+    """The ``all`` lines, summed in the script's orders (numeric topic order for most sums, string order
+    for the recall points and for ``inum_rel``) and divided by ``n_topics``."""
+    sum_ap = sum_ndcg = sum_rel_ret = 0.0
+    sum_p = [0.0] * len(CUTOFFS)
+    num_ret = 0
+    for r in results.values():  # numeric topic order
+        sum_ap += r.infAP
+        sum_ndcg += r.infNDCG
+        sum_rel_ret += r.inum_rel_ret
+        sum_p = [s + p for s, p in zip(sum_p, r.iP)]
+        num_ret += r.num_evaluated
+    sum_rec = [0.0] * len(RECALL_POINTS)
+    for t in sorted(results):
+        sum_rec = [s + p for s, p in zip(sum_rec, interpolated_precision(results[t]))]
+    sum_num_rel = 0.0
+    for t in sorted(qrels.topics):
+        sum_num_rel += qrels.topics[t].num_rel
+    agg = {"infAP": sum_ap / n_topics, "infNDCG": sum_ndcg / n_topics}
+    agg.update({label: s / n_topics for label, s in zip(RECALL_LABELS, sum_rec)})
+    agg.update({"iP10": sum_p[0] / n_topics, "iP100": sum_p[1] / n_topics, "iP1000": sum_p[2] / n_topics,
+                "inum_rel_ret": sum_rel_ret, "inum_rel": sum_num_rel, "num_ret": num_ret})
+    return agg
+
+
+def format_sample_eval(ev: Evaluation, per_query: bool = False) -> str:
+    """The exact text sample_eval.pl prints (``-q`` adds the per-topic lines)."""
+    out = []
+    if per_query:
+        for t, row in ev.per_topic.iterrows():
+            out.append(f"infAP\t\t{t}\t\t{row.infAP:6.4f}\n")
+            out.append(f"infNDCG\t\t{t}\t\t{row.infNDCG:6.4f}\n")
+            for k in CUTOFFS:
+                out.append(f"iP{k}\t\t{t}\t\t{row[f'iP{k}']:6.4f}\n")
+            out.append(f"inum_rel_ret\t{t}\t{row.inum_rel_ret:14.4f}\n")
+            out.append(f"inum_rel\t{t}\t{row.inum_rel:14.4f}\n")
+            out.append(f"num_ret\t\t{t}\t{int(row.num_ret):9d}\n")
+    a = ev.aggregate
+    out.append(f"infAP\t\tall\t\t{a['infAP']:6.4f}\n")
+    out.append(f"infNDCG\t\tall\t\t{a['infNDCG']:6.4f}\n")
+    for label in RECALL_LABELS:
+        out.append(f"{label}\tall\t\t{a[label]:6.4f}\n")
+    for k in CUTOFFS:
+        out.append(f"iP{k}\t\tall\t\t{a[f'iP{k}']:6.4f}\n")
+    out.append(f"inum_rel_ret\tall\t{a['inum_rel_ret']:14.4f}\n")
+    out.append(f"inum_rel\tall\t{a['inum_rel']:14.4f}\n")
+    out.append(f"num_ret\t\tall\t{int(a['num_ret']):9d}\n")
+    return "".join(out)
