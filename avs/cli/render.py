@@ -17,7 +17,18 @@ def render(df: pd.DataFrame, fmt: str) -> str:
         return df.to_csv(index=False)
     if fmt == "json":
         return json.dumps(df.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n"
-    return df.to_string(index=False) + "\n"
+    return _for_terminal(df).to_string(index=False) + "\n"
+
+
+def _for_terminal(df: pd.DataFrame) -> pd.DataFrame:
+    """Floats to four decimals (as NIST prints them), missing values blank."""
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = [("" if pd.isna(v) else f"{v:.4f}") for v in out[col]]
+        else:
+            out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else v)
+    return out
 
 
 def emit(df: pd.DataFrame, fmt: str) -> None:

@@ -1,0 +1,3 @@
+from avs.cli import main
+
+main()

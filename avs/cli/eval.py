@@ -1,0 +1,62 @@
+"""``avs eval``: score runs as NIST does."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import evaluate as E
+from . import cli
+from .render import emit
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluate runs (NIST xinfAP, per-category breakdown)."""
+
+
+@eval_group.command("infap")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="NIST qrels (5 or 4 columns, .gz ok).")
+@click.option("--per-query", is_flag=True, help="Per-topic lines as well as the overall ones.")
+@click.option("--format", "fmt", type=click.Choice(["table", "sample_eval", "csv", "json"]), default="table",
+              show_default=True, help="sample_eval: byte-identical to NIST's sample_eval.pl (one run).")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Topic label table; default: topics/labels.tsv.")
+@click.option("--strict", is_flag=True, help="Refuse duplicates, >1000 results, unknown topics; "
+                                             "average over all qrels topics (missing = 0).")
+@click.option("--topic-prefix", default="1", show_default=True, help="XML tNum -> qrels topic id prefix.")
+def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
+    """Evaluate RUNS (TREC 6-column or NIST XML) with NIST's extended inferred AP."""
+    if fmt == "sample_eval" and len(runs) != 1:
+        raise click.UsageError("--format sample_eval takes exactly one run")
+    evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix)
+    if fmt == "sample_eval":
+        ev = next(iter(evals.values()))
+        click.echo(E.format_sample_eval(ev, per_query), nl=False)
+        return
+    label_table = E.load_labels(labels)
+    if fmt in ("csv", "json"):
+        df = E.tidy(evals, label_table, topic_prefix)
+        if not per_query:
+            df = df[~df.topic.isin(set().union(*(ev.per_topic.index for ev in evals.values())))]
+        if fmt == "json":
+            click.echo(json.dumps(df.to_dict(orient="records"), indent=1))
+        else:
+            emit(df, "csv")
+        return
+    table = E.infap_table(evals, topic_prefix)
+    if not per_query:
+        table = table.loc[["all"]]
+    click.echo("infAP (NIST xinfAP)" + (" - strict mode" if strict else ""))
+    emit(table.reset_index(), "table")
+    click.echo("\nmean infAP per topic label")
+    emit(E.label_means(evals, label_table, topic_prefix).reset_index(), "table")
+    for name, ev in evals.items():
+        if ev.mode == "strict" and ev.missing_topics:
+            click.echo(f"strict: {name}: {len(ev.missing_topics)} qrels topic(s) missing from the run, scored 0")
+        elif ev.missing_topics:
+            click.echo(f"note: {name}: {len(ev.missing_topics)} qrels topic(s) not in the run are left out of "
+                       f"the means (as sample_eval.pl does; --strict counts them as 0)")
+        if ev.ignored_topics:
+            click.echo(f"note: {name}: run topic(s) not in the qrels ignored: {', '.join(ev.ignored_topics[:5])}")
