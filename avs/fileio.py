@@ -47,11 +47,18 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", force: bool = False,
                     yield text
                     text.flush()
                     text.detach()
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should be shareable like any file
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, force: bool = False) -> Path:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import pandas as pd
 
 from .errors import InputError
-from .io import Qrel, RunLine, looks_like_xml, read_qrels, read_run
+from .io import Qrel, RunLine, iter_run, looks_like_xml, read_qrels, read_run
 from .qrels import TopicQrels, build_qrels
 from .xinfap import (CUTOFFS, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic, ideal_dcg,
                      interpolated_precision, rank_shots)
@@ -70,24 +71,27 @@ def _numeric_key(topic: str) -> tuple[float, str]:
         return 0.0, topic
 
 
-def group_run(lines: list[RunLine], path=None, strict: bool = False) -> dict[str, tuple[dict[str, float], int]]:
-    """topic -> (shot -> score with the last line winning, number of lines)."""
-    out: dict[str, tuple[dict[str, float], int]] = {}
+def group_run(records: Iterable[tuple[str, str, float, int]], path=None, strict: bool = False
+              ) -> dict[str, tuple[dict[str, float], int]]:
+    """``(topic, shot, score, line)`` records -> topic -> (shot -> score, the last line winning; line count)."""
+    scores: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
-    for ln in lines:
-        scores = out.get(ln.topic)
-        if scores is None:
-            scores = out[ln.topic] = ({}, 0)
-        if strict and ln.shot in scores[0]:
-            raise InputError(path, f"topic {ln.topic}: shot {ln.shot} appears twice (strict mode)", line=ln.line)
-        scores[0][ln.shot] = ln.score
-        counts[ln.topic] = counts.get(ln.topic, 0) + 1
-    result = {t: (s, counts[t]) for t, (s, _) in out.items()}
+    for topic, shot, score, line in records:
+        per = scores.get(topic)
+        if per is None:
+            per = scores[topic] = {}
+            counts[topic] = 0
+        if strict and shot in per:
+            raise InputError(path, f"topic {topic}: shot {shot} appears twice (strict mode)", line=line)
+        per[shot] = score
+        counts[topic] += 1
+    if not counts:
+        raise InputError(path, "no run lines (empty file)")
     if strict:
-        for t, (_, c) in result.items():
+        for t, c in counts.items():
             if c > MAX_RESULTS:
                 raise InputError(path, f"topic {t}: {c} results, more than {MAX_RESULTS} (strict mode)")
-    return result
+    return {t: (scores[t], counts[t]) for t in scores}
 
 
 def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.PathLike,
@@ -95,10 +99,12 @@ def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.Pat
     """Evaluate ``run`` (lines or a TREC run file) against ``qrels`` (prepared or a path)."""
     if not isinstance(qrels, Qrels):
         qrels = Qrels.read(qrels)
-    if not isinstance(run, list):
+    if isinstance(run, list):
+        records = ((ln.topic, ln.shot, ln.score, ln.line) for ln in run)
+    else:
         run_path = os.fspath(run)
-        run = read_run(run)
-    grouped = group_run(run, run_path, strict)
+        records = ((toks[0], toks[2], score, n) for n, toks, score in iter_run(run))
+    grouped = group_run(records, run_path, strict)
     ignored = sorted((t for t in grouped if t not in qrels.topics), key=_numeric_key)
     if strict and ignored:
         raise InputError(run_path, f"{len(ignored)} run topic(s) not in the qrels {qrels.path or ''}: "

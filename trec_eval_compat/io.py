@@ -60,20 +60,26 @@ def looks_like_xml(path: str | os.PathLike) -> bool:
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, tokens)`` for non-blank lines; binary or non-UTF-8 content is an error."""
-    n = 0
+    """Yield ``(line_number, tokens)`` for non-blank lines; binary or non-UTF-8 content is an error.
+
+    Qrels and TREC runs are at most a few MB, so the file is read whole: one decode and one NUL check.
+    """
     try:
-        with open_text(path) as f:
-            for n, line in enumerate(f, 1):
-                if "\x00" in line:
-                    raise InputError(path, "binary data (NUL byte), not a text file", line=n)
-                toks = line.split()
-                if toks:
-                    yield n, toks
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text (binary file?)", line=n + 1) from None
+        with open_binary(path) as f:
+            data = f.read()
     except (OSError, EOFError) as e:  # truncated or corrupt gzip
-        raise InputError(path, f"cannot read: {e}", line=n + 1 if n else None) from None
+        raise InputError(path, f"cannot read: {e}") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(path, "binary data (NUL byte), not a text file", line=data.count(b"\n", 0, nul) + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, "not UTF-8 text (binary file?)", line=data.count(b"\n", 0, e.start) + 1) from None
+    for n, line in enumerate(text.split("\n"), 1):
+        toks = line.split()
+        if toks:
+            yield n, toks
 
 
 def _int(tok: str, path, n: int, what: str) -> int:
@@ -106,21 +112,27 @@ def read_qrels(path: str | os.PathLike) -> list[Qrel]:
     return out
 
 
-def read_run(path: str | os.PathLike) -> list[RunLine]:
-    """Read a TREC 6-column run ``topic Q0 shot rank score tag`` in file order."""
-    out: list[RunLine] = []
-    append = out.append
+def iter_run(path: str | os.PathLike) -> Iterator[tuple[int, list[str], float]]:
+    """Yield ``(line_number, tokens, score)`` for each line of a TREC 6-column run, validated."""
     for n, toks in iter_lines(path):
         if len(toks) != 6:
             raise InputError(path, f"expected 6 columns (topic Q0 shot rank score tag), found {len(toks)}",
                              line=n)
+        raw = toks[4]
         try:
-            score = float(toks[4])
+            score = float(raw)
         except ValueError:
-            raise InputError(path, f"score {toks[4]!r} is not a number", line=n) from None
+            score = None
+        if score is None or "_" in raw:  # Python accepts 1_000; Perl would read it as 1
+            raise InputError(path, f"score {raw!r} is not a number", line=n)
         if score != score:
             raise InputError(path, "score is NaN", line=n)
-        append(RunLine(toks[0], toks[1], toks[2], toks[3], score, toks[5], n))
+        yield n, toks, score
+
+
+def read_run(path: str | os.PathLike) -> list[RunLine]:
+    """Read a TREC 6-column run ``topic Q0 shot rank score tag`` in file order."""
+    out = [RunLine(t[0], t[1], t[2], t[3], score, t[5], n) for n, t, score in iter_run(path)]
     if not out:
         raise InputError(path, "no run lines (empty file)")
     return out

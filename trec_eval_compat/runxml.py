@@ -23,7 +23,7 @@ from typing import IO
 from . import xmlsafe
 from .errors import InputError
 from .ids import DEFAULT_PREFIX, eval_topic_id
-from .io import RunLine, open_text
+from .io import RunLine, open_binary
 
 ROOT = "videoAdhocSearchResults"
 RUN = "videoAdhocSearchRunResult"
@@ -83,8 +83,8 @@ def read_xml(source: str | os.PathLike | IO[bytes], path=None) -> XmlRun:
     """Stream a run XML file (``.gz`` is unpacked) into an ``XmlRun``; memory stays at one topic's items."""
     path = path if path is not None else source
     if isinstance(source, (str, os.PathLike)):
-        with open_text(source) as text:
-            return _read(text.buffer, path)
+        with open_binary(source) as stream:
+            return _read(stream, path)
     return _read(source, path)
 
 
