@@ -1,0 +1,485 @@
+"""Runs: what a team submits to NIST. Read and write the submission XML and the TREC 6-column form,
+validate a run the way NIST's DTD check and submission rules would, and fuse runs.
+
+See ``docs/runs.md``. Topic keys in a ``Run`` are NIST topic numbers (661); TREC files carry the evaluation
+id (``1661``, ``trec_eval_compat.ids``). The XML layer is ``trec_eval_compat.runxml`` (streamed, safe); TREC
+lines come from ``trec_eval_compat.io.read_run``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+
+from trec_eval_compat import io as tio
+from trec_eval_compat import runxml, xmlsafe
+from trec_eval_compat.ids import DEFAULT_PREFIX, eval_topic_id, nist_topic_num
+
+from .errors import InputError
+from .fileio import atomic_write, check_writable
+from .shots import is_shot_id, read_shot_list
+
+MAX_ITEMS = 1000
+FIRST_YEAR = 2016  # AVS started in 2016
+TASK_YEAR = 2019  # task and novelty attributes exist from here on
+FEEDBACK_YEAR = 2018  # class R (relevance feedback) exists from here on
+NIST_DTD_URL = "https://www-nlpir.nist.gov/projects/tv{year}/dtds/videoAdhocSearchResults.dtd"
+_NIST_DTD_URL_RE = re.compile(r"https?://www-nlpir\.nist\.gov/projects/tv(\d{4})/dtds/videoAdhocSearchResults\.dtd")
+METHODS = ("rrf", "combsum", "combmnz")
+NORMS = ("minmax", "zscore", "none")
+RRF_K = 60
+
+# RunInfo field -> (XML attribute, CLI option that sets it)
+_ATTRS = {
+    "tr_type": ("trType", "--tr-type"),
+    "run_class": ("class", "--class"),
+    "task": ("task", "--task"),
+    "novelty": ("novelty", "--novelty"),
+    "pid": ("pid", "--pid"),
+    "priority": ("priority", "--priority"),
+    "desc": ("desc", "--desc"),
+}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The attributes of ``videoAdhocSearchRunResult``, as text (``None`` = not known)."""
+
+    tr_type: str | None = None  # A | D | E | F
+    run_class: str | None = None  # M | F, and R from 2018
+    task: str | None = None  # M | P, 2019 on
+    novelty: str | None = None  # N | C, 2019 on
+    pid: str | None = None
+    priority: str | None = None  # 1..10
+    desc: str | None = None
+
+
+@dataclass
+class Item:
+    shot: str
+    score: float | None = None  # None: the source (XML) has only the order
+    extra: dict[str, str] = field(default_factory=dict)  # optional XML item attributes, written back as read
+
+
+@dataclass
+class TopicResult:
+    items: list[Item]  # best first
+    elapsed: str | None = None  # seconds, as written in the XML
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    topics: dict[int, TopicResult]  # NIST topic number -> result
+    year: int | None = None  # from the XML DOCTYPE, when there was one
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+def read_run(path: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> Run:
+    """Read a run, XML or TREC (decided by content), ``.gz`` or not. TREC topic ids must be ``prefix``+number."""
+    if tio.looks_like_xml(path):
+        return _from_xml(runxml.read_xml(path), path)
+    return _from_trec(tio.read_run(path), path, prefix)
+
+
+def _from_xml(x: runxml.XmlRun, path) -> Run:
+    x.raise_first_fault()
+    info = RunInfo(**{f: x.attrs.get(a) for f, (a, _) in _ATTRS.items()})
+    topics: dict[int, TopicResult] = {}
+    for t in x.topics:
+        if not t.tnum.isdigit():
+            raise InputError(path, f"tNum {t.tnum!r} is not a topic number", line=t.line)
+        num = int(t.tnum)
+        if num in topics:
+            raise InputError(path, f"topic {num} appears twice", line=t.line)
+        ordered = sorted(t.items, key=lambda it: runxml.seq_number(it, path))
+        _refuse_duplicates(((it.shot, it.line) for it in ordered), num, path)
+        topics[num] = TopicResult([Item(it.shot, None, dict(it.extra)) for it in ordered], t.elapsed)
+    return Run(info, topics, x.year, os.fspath(path))
+
+
+def _refuse_duplicates(shots, num: int, path) -> None:
+    first: dict[str, int | None] = {}
+    for shot, line in shots:
+        if shot in first:
+            raise InputError(path, f"topic {num}: shot {shot} appears twice (first at line {first[shot]})", line=line)
+        first[shot] = line
+
+
+def _from_trec(lines: list[tio.RunLine], path, prefix: str) -> Run:
+    by_topic: dict[int, list[tio.RunLine]] = defaultdict(list)
+    for ln in lines:
+        try:
+            by_topic[nist_topic_num(ln.topic, prefix)].append(ln)
+        except ValueError as e:
+            raise InputError(path, f"{e} (see --topic-prefix)", line=ln.line) from None
+    topics = {}
+    for num in sorted(by_topic):
+        _refuse_duplicates(((ln.shot, ln.line) for ln in by_topic[num]), num, path)
+        # The evaluator's order (trecvid-formats §1.4): score descending, ties by shot id descending.
+        ranked = sorted(by_topic[num], key=lambda ln: (ln.score, ln.shot), reverse=True)
+        topics[num] = TopicResult([Item(ln.shot, ln.score) for ln in ranked])
+    tags = {ln.tag for ln in lines}
+    return Run(RunInfo(pid=tags.pop() if len(tags) == 1 else None), topics, None, os.fspath(path))
+
+
+# ----------------------------------------------------------------------------------------------- editing
+
+def with_attributes(run: Run, elapsed: str | None = None, **attrs: str | None) -> Run:
+    """A copy of ``run`` with the given run attributes (``RunInfo`` field names) replaced where not None,
+    and ``elapsed`` (seconds) set on topics that have no elapsed time."""
+    unknown = set(attrs) - {f.name for f in fields(RunInfo)}
+    if unknown:
+        raise TypeError(f"unknown run attributes: {', '.join(sorted(unknown))}")
+    info = replace(run.info, **{k: str(v) for k, v in attrs.items() if v is not None})
+    topics = {n: replace(t, elapsed=t.elapsed if t.elapsed is not None else elapsed) for n, t in run.topics.items()}
+    return replace(run, info=info, topics=topics)
+
+
+def top(run: Run, n: int) -> Run:
+    """A copy of ``run`` keeping the best ``n`` items of each topic."""
+    return replace(run, topics={k: replace(t, items=t.items[:n]) for k, t in run.topics.items()})
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+def _score(item: Item, rank: int) -> float:
+    # The XML -> TREC convention of LAFF/sea (trecvid-formats §4): strictly decreasing, so order is kept.
+    return item.score if item.score is not None else float(runxml.TOP_SCORE - (rank - 1))
+
+
+def to_trec(run: Run, prefix: str = DEFAULT_PREFIX) -> str:
+    """TREC 6-column text: ``topic Q0 shot rank score tag``, rank = position, tag = pid.
+
+    The evaluator re-sorts by score (ties: shot id descending), so a run whose scores disagree with its
+    order is refused rather than written as a different ranking.
+    """
+    tag = run.info.pid or "avs"
+    if len(tag.split()) != 1:
+        raise InputError(run.path, f"pid {tag!r} cannot be a TREC tag (it must be one word)")
+    out = []
+    for num, t in run.topics.items():
+        topic = eval_topic_id(num, prefix)
+        prev = None
+        for rank, it in enumerate(t.items, 1):
+            key = (_score(it, rank), it.shot)
+            if prev is not None and key > prev:
+                raise InputError(run.path, f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
+                                           f"ranking (evaluators sort by score, then shot id descending)")
+            prev = key
+            out.append(f"{topic} Q0 {it.shot} {rank} {key[0]!r} {tag}\n")
+    return "".join(out)
+
+
+def write_trec(run: Run, path: str | os.PathLike, force: bool = False, prefix: str = DEFAULT_PREFIX) -> Path:
+    check_writable(path, force)
+    return atomic_write(path, to_trec(run, prefix), force=force)
+
+
+def doctype(year: int) -> str:
+    return f'<!DOCTYPE {runxml.ROOT} SYSTEM "{NIST_DTD_URL.format(year=year)}">'
+
+
+def to_xml(run: Run, year: int) -> bytes:
+    """The NIST submission XML of ``run`` for ``year``; refused unless it passes ``validate``'s checks."""
+    if year < FIRST_YEAR:
+        raise InputError(run.path, f"year {year}: AVS runs exist from {FIRST_YEAR} on")
+    wanted = [f for f in _ATTRS if year >= TASK_YEAR or f not in ("task", "novelty")]
+    missing = [f for f in wanted if getattr(run.info, f) is None]
+    if missing:
+        raise InputError(run.path, f"a {year} run needs {', '.join(_ATTRS[f][0] for f in missing)} "
+                                   f"(set with {', '.join(_ATTRS[f][1] for f in missing)})")
+    if not run.topics:
+        raise InputError(run.path, "the run has no topics")
+    root = etree.Element(runxml.ROOT)
+    root.text = "\n"
+    res = etree.SubElement(root, runxml.RUN, {_ATTRS[f][0]: getattr(run.info, f) for f in _ATTRS
+                                              if getattr(run.info, f) is not None})
+    res.text, res.tail = "\n", "\n"
+    for num, t in run.topics.items():
+        if t.elapsed is None:
+            raise InputError(run.path, f"topic {num} has no elapsed time (TREC runs carry none; "
+                                       f"set it with --elapsed SECONDS)")
+        tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=t.elapsed)
+        tr.text, tr.tail = "\n", "\n"
+        for seq, it in enumerate(t.items, 1):
+            etree.SubElement(tr, runxml.ITEM, {"seqNum": str(seq), "shotId": it.shot, **it.extra}).tail = "\n"
+    data = (f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
+            + etree.tostring(root, encoding="UTF-8") + b"\n")
+    problems = _xml_problems(data, run.path or "<run>", year, None, None)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(run.path, f"not a valid {year} run: {problems[0].message}{more}")
+    return data
+
+
+def write_xml(run: Run, path: str | os.PathLike, year: int, force: bool = False) -> Path:
+    """Write ``run`` as NIST XML, validated against the shipped DTD before the atomic rename."""
+    check_writable(path, force)
+    return atomic_write(path, to_xml(run, year), force=force)
+
+
+def is_xml_name(path: str | os.PathLike) -> bool:
+    name = os.fspath(path).lower()
+    return name.endswith(".xml") or name.endswith(".xml.gz")
+
+
+def write_run(run: Run, path: str | os.PathLike, year: int | None = None, force: bool = False,
+              prefix: str = DEFAULT_PREFIX) -> Path:
+    """Write XML when ``path`` ends in ``.xml``/``.xml.gz`` (for ``year``, default the run's own), else TREC."""
+    if not is_xml_name(path):
+        return write_trec(run, path, force, prefix)
+    year = year or run.year
+    if year is None:
+        raise InputError(path, "XML output needs the TRECVID year (give --year)")
+    return write_xml(run, path, year, force)
+
+
+# ----------------------------------------------------------------------------------------------- validating
+
+def dtd_path(year: int) -> Path:
+    """The shipped DTD that applies to ``year``."""
+    name = "videoAdhocSearchResults-2019.dtd" if year >= TASK_YEAR else "videoAdhocSearchResults-2016.dtd"
+    return Path(str(resources.files("avs") / "data" / name))
+
+
+def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
+             shots: str | os.PathLike | None = None, year: int | None = None,
+             prefix: str = DEFAULT_PREFIX) -> list[Problem]:
+    """All problems of a run file (XML, or TREC for the checks that apply), in file order; [] = valid.
+
+    A file that cannot be read at all (missing) raises ``InputError``; one that is not well-formed is a problem.
+    """
+    from .topics import read_topics
+
+    topic_nums = read_topics(topics, labels=False).nums if topics is not None else None
+    shot_set = set(read_shot_list(shots)) if shots is not None else None
+    p = os.fspath(path)
+    if tio.looks_like_xml(path):
+        with tio.open_binary(path) as f:
+            data = f.read()
+        return _xml_problems(data, p, year, topic_nums, shot_set)
+    try:
+        lines = tio.read_run(path)
+    except InputError as e:
+        return [Problem(p, e.line, e.problem)]
+    return _trec_problems(lines, p, prefix, topic_nums, shot_set)
+
+
+class _Collect(list):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def add(self, line: int | None, message: str) -> None:
+        self.append(Problem(self.path, line, message))
+
+    def sorted(self) -> list[Problem]:
+        return sorted(self, key=lambda pr: pr.line or 0)
+
+
+def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots) -> list[Problem]:
+    out = _Collect(path)
+    try:
+        x = runxml.read_xml(io.BytesIO(data), path)
+        tree = xmlsafe.parse(io.BytesIO(data), path)
+    except InputError as e:
+        return [Problem(path, e.line, e.problem)]
+    year = _check_doctype(x, year, out)
+    dtd_file = dtd_path(year)
+    dtd = etree.DTD(str(dtd_file))
+    if not dtd.validate(tree):
+        for e in dtd.error_log.filter_from_errors():
+            out.add(e.line or None, f"not valid against {dtd_file.name}: {e.message}")
+    if x.attrs.get("class") == "R" and year < FEEDBACK_YEAR:
+        out.add(x.line, f"class R (relevance feedback) exists only from {FEEDBACK_YEAR} on")
+    seen: dict[int, int | None] = {}
+    for t in x.topics:
+        if t.tnum is None:
+            continue  # the DTD check reported it
+        if not t.tnum.isdigit():
+            out.add(t.line, f"tNum {t.tnum!r} is not a topic number")
+            continue
+        num = int(t.tnum)
+        if num in seen:
+            out.add(t.line, f"topic {num} appears again (first at line {seen[num]})")
+        seen.setdefault(num, t.line)
+        if topic_nums is not None and num not in topic_nums:
+            out.add(t.line, f"topic {num} is not in the topics file")
+        if t.elapsed is not None and not _is_seconds(t.elapsed):
+            out.add(t.line, f"topic {num}: elapsedTime {t.elapsed!r} is not a number of seconds")
+        _check_seq(t.items, num, out)
+        _check_shots([(it.shot, it.line) for it in t.items if it.shot is not None], num, shots, out)
+    _check_topic_set(seen, topic_nums, out)
+    return out.sorted()
+
+
+def _check_doctype(x: runxml.XmlRun, year: int | None, out: _Collect) -> int:
+    """Report DOCTYPE problems; return the year whose rules apply."""
+    m = _NIST_DTD_URL_RE.fullmatch(x.system_url or "")
+    doc_year = int(m.group(1)) if m else None
+    if not x.doctype:
+        out.add(None, "no DOCTYPE line (NIST validates against the DTD it names)")
+    elif doc_year is None or not x.doctype.startswith(f"<!DOCTYPE {runxml.ROOT} "):
+        out.add(None, f"DOCTYPE does not name NIST's DTD ({NIST_DTD_URL.format(year='YYYY')}): {x.doctype}")
+    elif year is not None and doc_year != year:
+        out.add(None, f"DOCTYPE names the tv{doc_year} DTD, not tv{year}")
+    year = year or doc_year
+    if year is None:  # no year anywhere: judge by the attributes the file uses
+        return TASK_YEAR if "task" in x.attrs or "novelty" in x.attrs else FEEDBACK_YEAR
+    if year < FIRST_YEAR:
+        out.add(None, f"year {year}: AVS runs exist from {FIRST_YEAR} on")
+        return FIRST_YEAR
+    return year
+
+
+def _is_seconds(s: str) -> bool:
+    try:
+        v = float(s)
+    except ValueError:
+        return False
+    return math.isfinite(v) and v >= 0
+
+
+def _check_seq(items: list[runxml.XmlItem], num: int, out: _Collect) -> None:
+    for pos, it in enumerate(items, 1):
+        if it.seq is None:
+            continue
+        s = it.seq.strip()
+        if not s.isdigit():
+            out.add(it.line, f"topic {num}: seqNum {it.seq!r} is not a positive integer")
+        elif int(s) != pos:
+            out.add(it.line, f"topic {num}: seqNum {int(s)} where {pos} was expected "
+                             f"(seqNum must run 1, 2, 3, ... in order, without gaps)")
+            return  # one break misnumbers everything after it
+
+
+def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots, out: _Collect) -> None:
+    if len(shots_lines) > MAX_ITEMS:
+        out.add(shots_lines[MAX_ITEMS][1], f"topic {num} has {len(shots_lines)} items; at most {MAX_ITEMS} "
+                                           f"are allowed")
+    first: dict[str, int | None] = {}
+    for shot, line in shots_lines:
+        if not is_shot_id(shot):
+            out.add(line, f"topic {num}: shot id {shot!r} is not shot<digits>_<digits>")
+        elif shots is not None and shot not in shots:
+            out.add(line, f"topic {num}: {shot} is not in the shot list")
+        if shot in first:
+            out.add(line, f"topic {num}: {shot} appears twice (first at line {first[shot]})")
+        first.setdefault(shot, line)
+
+
+def _check_topic_set(seen, topic_nums, out: _Collect) -> None:
+    if topic_nums is None:
+        return
+    for n in topic_nums:
+        if n not in seen:
+            out.add(None, f"no result for topic {n} of the topics file")
+
+
+def _trec_problems(lines: list[tio.RunLine], path: str, prefix: str, topic_nums, shots) -> list[Problem]:
+    out = _Collect(path)
+    by_topic: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    first_line: dict[int, int] = {}
+    for ln in lines:
+        try:
+            num = nist_topic_num(ln.topic, prefix)
+        except ValueError as e:
+            out.add(ln.line, str(e))
+            continue
+        first_line.setdefault(num, ln.line)
+        by_topic[num].append((ln.shot, ln.line))
+    for num, shot_lines in by_topic.items():
+        if topic_nums is not None and num not in topic_nums:
+            out.add(first_line[num], f"topic {num} is not in the topics file")
+        _check_shots(shot_lines, num, shots, out)
+    _check_topic_set(first_line, topic_nums, out)
+    return out.sorted()
+
+
+# ----------------------------------------------------------------------------------------------- fusion
+
+def _normalize(scores: list[float], norm: str) -> list[float]:
+    if norm == "minmax":
+        lo, hi = min(scores), max(scores)
+        # A run that scores all its shots alike ranks them all as its best.
+        return [1.0] * len(scores) if hi == lo else [(s - lo) / (hi - lo) for s in scores]
+    if norm == "zscore":
+        mean, sd = statistics.fmean(scores), statistics.pstdev(scores)
+        return [0.0] * len(scores) if sd == 0 else [(s - mean) / sd for s in scores]
+    return list(scores)
+
+
+def fuse(runs: list[Run], method: str = "rrf", weights: list[float] | None = None, norm: str | None = None,
+         depth: int = MAX_ITEMS, k: int = RRF_K) -> Run:
+    """Late fusion of ``runs`` per topic, best ``depth`` kept; ties go to the larger shot id, as in evaluation.
+
+    * rrf: sum of w / (k + rank) (ranks from 1; scores and ``norm`` unused).
+    * combsum: sum of w * normalized score; combmnz: combsum times the number of runs that retrieved the shot.
+    ``norm`` (per run and topic) defaults to minmax for combsum/combmnz. Items without a score (XML runs) get
+    the strictly decreasing 9999 - (rank - 1) of the XML -> TREC conversion.
+    """
+    if not runs:
+        raise InputError(None, "nothing to fuse")
+    if method not in METHODS:
+        raise InputError(None, f"unknown fusion method {method!r} (use {', '.join(METHODS)})")
+    if method == "rrf" and norm not in (None, "none"):
+        raise InputError(None, "rrf fuses ranks; --norm applies to combsum and combmnz only")
+    norm = norm or ("none" if method == "rrf" else "minmax")
+    if norm not in NORMS:
+        raise InputError(None, f"unknown normalization {norm!r} (use {', '.join(NORMS)})")
+    weights = [1.0] * len(runs) if weights is None else list(weights)
+    if len(weights) != len(runs):
+        raise InputError(None, f"{len(weights)} weights for {len(runs)} runs")
+    if depth < 1:
+        raise InputError(None, f"depth must be at least 1, not {depth}")
+    nums = sorted({n for r in runs for n in r.topics})
+    topics = {}
+    for num in nums:
+        fused: dict[str, float] = defaultdict(float)
+        hits: dict[str, int] = defaultdict(int)
+        elapsed = []
+        for run, w in zip(runs, weights):
+            t = run.topics.get(num)
+            if t is None or not t.items:
+                continue
+            elapsed.append(t.elapsed)
+            scores = _normalize([_score(it, r) for r, it in enumerate(t.items, 1)], norm)
+            for rank, (it, s) in enumerate(zip(t.items, scores), 1):
+                fused[it.shot] += w / (k + rank) if method == "rrf" else w * s
+                hits[it.shot] += 1
+        if method == "combmnz":
+            fused = {shot: s * hits[shot] for shot, s in fused.items()}
+        ranked = sorted(fused.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:depth]
+        topics[num] = TopicResult([Item(shot, s) for shot, s in ranked], _sum_seconds(elapsed))
+    desc = f"{method} fusion of " + ", ".join(r.info.pid or Path(r.path or "?").name for r in runs)
+    return Run(replace(runs[0].info, desc=desc), topics, runs[0].year, None)
+
+
+def _sum_seconds(values: list[str | None]) -> str | None:
+    """Elapsed time of a fused topic: every fused system ran, so the times add up (unknown if any is)."""
+    if not values or any(v is None or not _is_seconds(v) for v in values):
+        return None
+    return f"{sum(float(v) for v in values):.10g}"
