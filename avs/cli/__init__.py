@@ -52,5 +52,6 @@ from . import topics as _topics  # noqa: E402  (registers commands on ``cli``)
 from . import run as _run  # noqa: E402
 from . import eval as _eval  # noqa: E402
 from . import collection as _collection  # noqa: E402
+from . import model as _model  # noqa: E402
 
 __all__ = ["cli", "main"]

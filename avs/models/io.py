@@ -1,0 +1,144 @@
+"""Model directories: config, vocabularies and weights, loadable without executing pickled code.
+
+Layout (docs/models.md)::
+
+    MODEL_DIR/config.json        the ModelConfig, all feature dimensions filled in
+    MODEL_DIR/vocab/<kind>.json  one vocabulary per bow / gru text feature (avs.text.Vocabulary)
+    MODEL_DIR/weights.pt         state_dict (tensors only; read with torch.load(weights_only=True))
+    MODEL_DIR/model.json         avs version, weights sha256, training metadata (e.g. word2vec path)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import InputError
+from .config import ModelConfig, config_from_dict
+from .laff import TextVideoModel
+
+
+@dataclass
+class LoadedModel:
+    model: TextVideoModel
+    vocabs: dict[str, object]  # text feature name -> avs.text.Vocabulary
+    meta: dict = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the weights file: identifies the model an index was built with."""
+        return self.meta.get("weights_sha256", "")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(model: TextVideoModel, out_dir: str | os.PathLike, vocabs: dict[str, object] | None = None,
+               meta: dict | None = None, force: bool = False) -> Path:
+    """Write a model directory atomically (a temporary sibling directory renamed into place)."""
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise InputError(out, "already exists (use --force to overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        if vocabs:
+            (tmp / "vocab").mkdir()
+            for name, vocab in vocabs.items():
+                (tmp / "vocab" / f"{name}.json").write_text(json.dumps(vocab.to_dict()) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, tmp / "weights.pt")
+        info = {"avs_version": __version__, **(meta or {}), "weights_sha256": _sha256(tmp / "weights.pt")}
+        (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Read a model directory; every problem is an InputError naming the file."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise InputError(d, "not a model directory")
+    cfg_path, weights_path, meta_path = d / "config.json", d / "weights.pt", d / "model.json"
+    for p in (cfg_path, weights_path):
+        if not p.exists():
+            raise InputError(p, "missing from the model directory")
+    try:
+        cfg = config_from_dict(json.loads(cfg_path.read_text()), cfg_path)
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except json.JSONDecodeError as e:
+        raise InputError(cfg_path, f"not valid JSON: {e}") from None
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, or a pickle that needs code to load
+        raise InputError(weights_path, f"cannot load weights safely: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(weights_path, "not a state_dict of tensors")
+    try:
+        model = TextVideoModel(cfg)
+    except ValueError as e:
+        raise InputError(cfg_path, str(e)) from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"shape mismatch for {k}: weights {tuple(state[k].shape)}, config "
+                         f"{tuple(expected[k].shape)}")
+        raise InputError(weights_path, "weights do not match config.json: " + "; ".join(parts))
+    model.load_state_dict(state)
+    model.to(device).eval()
+    vocabs = {}
+    vocab_dir = d / "vocab"
+    if vocab_dir.is_dir():
+        from ..text import Vocabulary
+
+        for p in sorted(vocab_dir.glob("*.json")):
+            try:
+                vocabs[p.stem] = Vocabulary.from_dict(json.loads(p.read_text()))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise InputError(p, f"not a vocabulary: {e}") from None
+    return LoadedModel(model, vocabs, meta, os.fspath(d))
+
+
+def check_video_features(cfg: ModelConfig, dims: dict[str, int], source) -> None:
+    """Refuse data whose video features do not provide what the model was trained on."""
+    wanted = {f.name: f.dim for f in cfg.video}
+    if cfg.frame is not None:
+        wanted[cfg.frame.name] = cfg.frame.dim
+    problems = [f"{n} is missing" for n in wanted if n not in dims]
+    problems += [f"{n} has dim {dims[n]}, the model expects {d}" for n, d in wanted.items()
+                 if n in dims and d is not None and dims[n] != d]
+    if problems:
+        raise InputError(source, f"features do not match model {cfg.name!r}: " + "; ".join(problems))
