@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -172,6 +173,7 @@ class StoreWriter:
         short = {k: v for k, v in self._filled.items() if v != len(self.ids)}
         if short:
             raise ValueError(f"features not fully written: {short} of {len(self.ids)} rows")
+        self._f.attrs["uuid"] = uuid.uuid4().hex  # identifies this store: an index records the store it encodes
         self._f.attrs["complete"] = 1
         self._f.close()
         os.replace(self.tmp, self.path)
@@ -260,6 +262,7 @@ class FeatureStore:
             if ds.ndim != 2 or ds.shape[0] != len(self.ids):
                 raise InputError(p, f"feature {n}: shape {ds.shape} does not match {len(self.ids)} ids")
         self.dims = {n: int(self._group[n].shape[1]) for n in self.features}
+        self.fingerprint = str(f.attrs.get("uuid", ""))
         self.dtypes = {n: self._group[n].dtype for n in self.features}
         self.extractors = {n: str(self._group[n].attrs.get("extractor", n)) for n in self.features}
         self._index: dict[str, int] | None = None

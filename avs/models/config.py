@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
+from ..text import TextFeatureSpec
 
 FUSIONS = ("laff", "mhsa", "attention_free", "static", "concat", "je")
-TEXT_KINDS = ("gru", "bow", "w2v", "clip", "precomputed")
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,10 @@ class FrameFeature:
 
 
 @dataclass(frozen=True)
-class TextFeature:
-    name: str
-    kind: str                       # gru | bow | w2v | clip | precomputed
-    dim: int | None = None          # bow/gru: vocabulary size, others: vector size; None: from data
-    no_transform: bool = False
+class TextFeature(TextFeatureSpec):
+    """A text feature of the model (``dim``: vocabulary size for bow/gru, else vector size; None: from data)."""
+
+    no_transform: bool = False      # tile to the space dimension + BatchNorm, no Linear (CLIP features)
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,6 @@ def _build(data: dict, source) -> ModelConfig:
         problems.append("needs at least one video and one text feature")
     if cfg.fusion != "je" and cfg.space_dim % cfg.heads:
         problems.append(f"space_dim {cfg.space_dim} is not divisible by heads {cfg.heads}")
-    for t in cfg.text:
-        if t.kind not in TEXT_KINDS:
-            problems.append(f"text feature {t.name!r}: kind {t.kind!r} is not one of {', '.join(TEXT_KINDS)}")
     names = [f.name for f in cfg.video] + [t.name for t in cfg.text] + ([cfg.frame.name] if cfg.frame else [])
     if len(set(names)) != len(names):
         problems.append("feature names must be unique")

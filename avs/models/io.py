@@ -126,7 +126,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
 
         for p in sorted(vocab_dir.glob("*.json")):
             try:
-                vocabs[p.stem] = Vocabulary.from_dict(json.loads(p.read_text()))
+                vocabs[p.stem] = Vocabulary.from_dict(json.loads(p.read_text()), source=p)
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise InputError(p, f"not a vocabulary: {e}") from None
     return LoadedModel(model, vocabs, meta, os.fspath(d))

@@ -1,0 +1,96 @@
+"""``avs index``, ``avs search``, ``avs topics encode``: the collection-scale job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import cli
+from .topics import topics_group
+
+
+@cli.command("index")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--collection", required=True, type=click.Path(dir_okay=False), help="Collection store (HDF5).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Index file to write (HDF5).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite OUT.")
+def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
+    """Encode every shot of COLLECTION once into the model's joint spaces (resumes an interrupted build)."""
+    from ..index import build_index
+
+    path = build_index(model_dir, collection, out, batch_size=batch_size, device=device, force=force)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("search")
+@click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--index", "index_file", type=click.Path(dir_okay=False), help="Index built with that model.")
+@click.option("--run-id", help="Run name (default: <model>_<topic file>).")
+@click.option("--out", type=click.Path(dir_okay=False), help="XML run to write (default runs/<run-id>.xml).")
+@click.option("--trec", type=click.Path(dir_okay=False), help="Also write the run in TREC format here.")
+@click.option("--topk", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option("--exclude", type=click.Path(dir_okay=False), help="Shot list to leave out (e.g. dropped shots).")
+@click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the one the model was trained with).")
+@click.option("--pid", help="Participant id.")
+@click.option("--priority", type=click.IntRange(1, 10), help="Run priority.")
+@click.option("--desc", help="Run description.")
+@click.option("--year", type=int, help="TRECVID year (default: the topic file's).")
+@click.option("--task", type=click.Choice(["M", "P"]), help="Main or progress task (default: the topic file's).")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid, priority, desc,
+               year, task, force) -> None:
+    """Rank the collection for every topic and write a submission-ready run."""
+    from ..fileio import check_writable
+    from ..pipeline import search_topics
+    from ..runs import RunInfo, write_trec, write_xml
+
+    if (model_dir is None) != (index_file is None):
+        raise click.UsageError("give both --model and --index (or neither, for the built-in demo)")
+    if model_dir is None:
+        from ..demo import demo_paths
+
+        model_dir, index_file = demo_paths()
+    run_id = run_id or f"{Path(model_dir).name}_{Path(topics_file).stem}"
+    out = out or str(Path("runs") / f"{run_id}.xml")
+    for p in (out, trec):
+        if p:
+            check_writable(p, force)
+    info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task)
+    res = search_topics(topics_file, model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
+                        info=info, year=year)
+    if res.run.year is None:
+        raise click.UsageError("the topic file does not say its year: give --year")
+    write_xml(res.run, out, res.run.year, force=force)
+    if trec:
+        write_trec(res.run, trec, force=force)
+    click.echo(f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}" + (f" and {trec}" if trec else ""))
+
+
+@topics_group.command("encode")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (topics × S·d).")
+@click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the model's).")
+@click.option("--force", is_flag=True)
+def encode_cmd(model_dir, topics_file, out, word2vec, force) -> None:
+    """Write the topic embeddings (rows in topic order; per-space unit vectors, concatenated)."""
+    import io
+
+    import numpy as np
+
+    from ..encode import encode_topics, flatten, text_featurizer
+    from ..fileio import atomic_write, check_writable
+    from ..models import load_model
+    from ..topics import read_topics
+
+    check_writable(out, force)
+    loaded = load_model(model_dir)
+    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), read_topics(topics_file, labels=False)))
+    buf = io.BytesIO()
+    np.save(buf, emb)
+    atomic_write(out, buf.getvalue(), force=force)
+    click.echo(f"wrote {out}: {emb.shape[0]} topics x {emb.shape[1]}")

@@ -1,0 +1,186 @@
+"""Search and index-build speed at V3C1 scale, against floors measured in the same run.
+
+Data is SIMULATED: random unit vectors (8 spaces x 512, float16), 1,082,657 shots by default (V3C1's count),
+cached in bench/.cache/ (8.9 GB; built once). Each measurement runs in a fresh process so that its peak RSS is
+its own.
+
+    python bench/search.py [--shots 1082657] [--topics 20] [--build-shots 100000]
+
+Search floor = max(one plain sequential read of the index bytes, a bare float32 matrix product of the same
+shape on data already in memory). Build floor = the bare matrix products of the model's video projections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe  # noqa: E402
+
+CACHE = Path(__file__).parent / ".cache"
+SPACES, SPACE = 8, 512
+DIM = SPACES * SPACE
+
+
+def index_path(n: int) -> Path:
+    return CACHE / f"sim_index_{n}.h5"
+
+
+def build_sim_index(n: int) -> Path:
+    import h5py
+
+    from avs.index import FORMAT, FORMAT_VERSION
+
+    path = index_path(n)
+    if path.exists():
+        return path
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".part")
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, spaces=SPACES, space_size=SPACE,
+                       space_weights=np.full(SPACES, 1 / SPACES), model_fingerprint="simulated",
+                       model_name="simulated", collection_fingerprint="simulated",
+                       collection_name="simulated V3C1-size", rows_done=n, complete=1)
+        f.create_dataset("ids", data=np.array([f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)],
+                                              dtype=object), dtype=h5py.string_dtype())
+        ds = f.create_dataset("embeddings", shape=(n, DIM), dtype=np.float16)
+        for start in range(0, n, 32768):
+            block = rng.standard_normal((min(32768, n - start), SPACES, SPACE), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=2, keepdims=True)
+            ds[start:start + len(block)] = block.reshape(len(block), DIM).astype(np.float16)
+    tmp.rename(path)
+    print(f"built simulated index {path.name} ({path.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - t:.0f} s")
+    return path
+
+
+def queries(q: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((q, SPACES, SPACE)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=2, keepdims=True)
+    return (x / SPACES).reshape(q, DIM)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def measure(what: str, n: int, q: int, build_shots: int) -> dict:
+    import torch
+
+    if what == "search":
+        from avs.index import open_index
+        from avs.search import search
+
+        idx = open_index(index_path(n))
+        qs = queries(q)
+        t = time.perf_counter()
+        hits = search(idx, qs, k=1000)
+        secs = time.perf_counter() - t
+        assert all(len(h.shots) == 1000 for h in hits)
+        return {"seconds": secs, "rss_gb": peak_rss_gb()}
+    if what == "read":
+        from avs.index import open_index
+
+        mm = open_index(index_path(n)).memmap()
+        buf = np.empty((32768, DIM), np.float16)
+        t = time.perf_counter()
+        for start in range(0, n, 32768):
+            stop = min(start + 32768, n)
+            buf[:stop - start] = mm[start:stop]
+        return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
+    if what == "matmul":
+        block = torch.randn(32768, DIM)
+        qt = torch.from_numpy(queries(q)).T.contiguous()
+        block @ qt  # warm-up
+        t = time.perf_counter()
+        done = 0
+        while done < n:
+            rows = min(32768, n - done)
+            block[:rows] @ qt
+            done += rows
+        return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
+    if what in ("build", "build_floor"):
+        return measure_build(what, build_shots)
+    raise ValueError(what)
+
+
+def measure_build(what: str, n: int) -> dict:
+    """Index build on a simulated store with the paper's four video features vs. the bare projections."""
+    import dataclasses
+    import tempfile
+
+    import torch
+
+    from avs.collection import write_store
+    from avs.index import build_index
+    from avs.models import TextVideoModel, load_config, save_model
+
+    cfg = load_config("laff").with_dims(text={"bow": 1000, "gru": 1000})
+    dims = {f.name: f.dim for f in cfg.video}
+    rng = np.random.default_rng(2)
+    if what == "build_floor":
+        blocks = {k: torch.from_numpy(rng.standard_normal((2048, d), dtype=np.float32)) for k, d in dims.items()}
+        weights = {k: torch.randn(d, DIM) for k, d in dims.items() if k != "clip_ft"}
+        t = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(0, n, 2048):
+                for k, w in weights.items():
+                    blocks[k] @ w
+        return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        ids = [f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)]
+        write_store(Path(tmp) / "store.h5", ids, {k: rng.standard_normal((n, d), dtype=np.float32)
+                                                  for k, d in dims.items()}, dtype="float16")
+        save_model(TextVideoModel(dataclasses.replace(cfg)).eval(), Path(tmp) / "model")
+        t = time.perf_counter()
+        build_index(Path(tmp) / "model", Path(tmp) / "store.h5", Path(tmp) / "index.h5", progress=False)
+        return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
+
+
+def child(what: str, args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--measure", what, "--shots", str(args.shots), "--topics",
+                          str(args.topics), "--build-shots", str(args.build_shots)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shots", type=int, default=1_082_657)
+    ap.add_argument("--topics", type=int, default=20)
+    ap.add_argument("--build-shots", type=int, default=100_000)
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.shots, args.topics, args.build_shots)))
+        return
+    print(describe())
+    build_sim_index(args.shots)
+    read, mm = child("read", args), child("matmul", args)
+    s = child("search", args)
+    floor = max(read["seconds"], mm["seconds"])
+    print(f"search: {args.topics} topics x {args.shots:,} shots (SIMULATED index, 8x512 float16), top 1000 exact")
+    print(f"  search         {s['seconds']:7.2f} s   peak RSS {s['rss_gb']:.2f} GB")
+    print(f"  floor: read    {read['seconds']:7.2f} s   (one sequential pass over the index bytes, page cache)")
+    print(f"  floor: matmul  {mm['seconds']:7.2f} s   (bare float32 product of the same shape, in memory)")
+    print(f"  ratio search / floor = {s['seconds'] / floor:.2f}")
+    b, bf = child("build", args), child("build_floor", args)
+    print(f"index build: {args.build_shots:,} shots (SIMULATED store, paper LAFF video side, float16 store)")
+    print(f"  build          {b['seconds']:7.2f} s   {args.build_shots / b['seconds']:,.0f} shots/s   "
+          f"peak RSS {b['rss_gb']:.2f} GB")
+    print(f"  floor: matmul  {bf['seconds']:7.2f} s   (bare projections 768/2048/2048 -> 4096)")
+    print(f"  ratio build / floor = {b['seconds'] / bf['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Index building and exact search: the top-k equals a float64 brute force, order and ties included."""
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from avs import index as I
+from avs.collection import write_store
+from avs.encode import encode_topics, text_featurizer, weighted_queries
+from avs.errors import InputError
+from avs.models import TextVideoModel, load_config, load_model, save_model
+from avs.runs import validate
+from avs.search import brute_force, search
+from avs.text import build_vocab
+from avs.topics import Topic, TopicSet
+
+WORDS = "dog cat car boat person water street snow tree bike".split()
+
+
+def tiny_model_dir(path, seed=0, dims=(("a", 12), ("b", 8))):
+    torch.manual_seed(seed)
+    vocab = build_vocab([" ".join(WORDS)] * 2, "bow_nsw", threshold=1)
+    cfg = load_config("laff")
+    cfg = dataclasses.replace(cfg, space_dim=32, heads=4, video=tuple(
+        dataclasses.replace(cfg.video[1], name=n, dim=d) for n, d in dims),
+        text=(dataclasses.replace(cfg.text[1], dim=len(vocab)),))
+    save_model(TextVideoModel(cfg).eval(), path, vocabs={"bow": vocab}, meta={"config": "laff"})
+    return path
+
+
+def tiny_store(path, n=500, seed=0, dims=(("a", 12), ("b", 8))):
+    rng = np.random.default_rng(seed)
+    ids = [f"shot{i // 7 + 1:05d}_{i % 7 + 1}" for i in range(n)]
+    feats = {name: rng.standard_normal((n, d)).astype(np.float32) for name, d in dims}
+    for v in feats.values():
+        v[10:20] = v[5]  # identical shots -> tied scores
+    write_store(path, ids, feats, name="tiny")
+    return ids, feats
+
+
+@pytest.fixture
+def built(tmp_path):
+    model = tiny_model_dir(tmp_path / "model")
+    ids, feats = tiny_store(tmp_path / "store.h5")
+    out = I.build_index(model, tmp_path / "store.h5", tmp_path / "index.h5", batch_size=64, progress=False)
+    return tmp_path, out, ids, feats
+
+
+def test_index_rows_are_the_model_embeddings(built):
+    tmp, out, ids, feats = built
+    idx = I.open_index(out)
+    loaded = load_model(tmp / "model")
+    with torch.no_grad():
+        emb = loaded.model.encode_video({k: torch.from_numpy(v) for k, v in feats.items()}).numpy()
+    assert idx.ids == ids and idx.spaces == 4 and idx.space_size == 8
+    np.testing.assert_array_equal(idx.embeddings[()], emb.reshape(len(ids), -1).astype(np.float16))
+    assert idx.model_fingerprint == loaded.fingerprint and idx.memmap() is not None
+
+
+def test_interrupted_build_resumes_to_the_same_index(tmp_path, monkeypatch):
+    model = tiny_model_dir(tmp_path / "model")
+    tiny_store(tmp_path / "store.h5")
+    ref = I.build_index(model, tmp_path / "store.h5", tmp_path / "ref.h5", batch_size=64, progress=False)
+    from avs.collection import FeatureStore
+
+    real_get, calls = FeatureStore.get, {"n": 0}
+
+    def failing_get(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 6:  # two features per block: dies in the 4th block
+            raise KeyboardInterrupt
+        return real_get(self, *a, **kw)
+
+    monkeypatch.setattr(FeatureStore, "get", failing_get)
+    with pytest.raises(KeyboardInterrupt):
+        I.build_index(model, tmp_path / "store.h5", tmp_path / "idx.h5", batch_size=64, progress=False)
+    assert not (tmp_path / "idx.h5").exists()
+    part = tmp_path / ".idx.h5.part"
+    with h5py.File(part, "r") as f:
+        assert f.attrs["rows_done"] == 192 and f.attrs["complete"] == 0
+    with pytest.raises(InputError, match="incomplete index"):
+        I.open_index(part)
+    monkeypatch.setattr(FeatureStore, "get", real_get)
+    I.build_index(model, tmp_path / "store.h5", tmp_path / "idx.h5", batch_size=64, progress=False)
+    np.testing.assert_array_equal(I.open_index(tmp_path / "idx.h5").embeddings[()], I.open_index(ref).embeddings[()])
+
+
+def test_search_equals_float64_brute_force(built):
+    tmp, out, ids, _ = built
+    idx = I.open_index(out)
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((4, 4, 8)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=2, keepdims=True)
+    q[0] = idx.embeddings[5].astype(np.float32).reshape(4, 8)  # shots 5 and 10..19 tie at the top
+    queries = weighted_queries(q, idx.space_weights)
+    got = search(idx, queries, k=100, block_rows=37)
+    ref = brute_force(idx, queries, k=100)
+    for g, r in zip(got, ref):
+        assert g.shots == r.shots and np.array_equal(g.scores, r.scores)
+    top = got[0].shots[:11]
+    assert sorted(top, reverse=True) == top and set(top) == {ids[5], *ids[10:20]}
+
+
+def test_exclude_and_small_collections(built):
+    tmp, out, ids, _ = built
+    idx = I.open_index(out)
+    q = weighted_queries(idx.embeddings[5:6].astype(np.float32).reshape(1, 4, 8), idx.space_weights)
+    hits = search(idx, q, k=1000, exclude=[ids[5], ids[19]])[0]
+    assert len(hits.shots) == len(ids) - 2 and ids[5] not in hits.shots and ids[19] not in hits.shots
+
+
+def test_mismatched_features_and_models_refused(tmp_path):
+    model = tiny_model_dir(tmp_path / "model")
+    tiny_store(tmp_path / "store.h5", dims=(("a", 12), ("c", 8)))
+    with pytest.raises(InputError, match="features do not match model 'laff': b is missing"):
+        I.build_index(model, tmp_path / "store.h5", tmp_path / "i.h5", progress=False)
+    tiny_store(tmp_path / "good.h5")
+    I.build_index(model, tmp_path / "good.h5", tmp_path / "i.h5", progress=False)
+    with pytest.raises(InputError, match="already exists"):
+        I.build_index(model, tmp_path / "good.h5", tmp_path / "i.h5", progress=False)
+    other = tiny_model_dir(tmp_path / "other", seed=1)
+    with pytest.raises(InputError, match="built with model 'laff'"):
+        I.open_index(tmp_path / "i.h5").check_model(load_model(other))
+    with pytest.raises(InputError, match="not an avs index"):
+        I.open_index(tmp_path / "good.h5")
+
+
+def test_search_cli_writes_valid_runs(built, run_cli):
+    tmp, out, ids, _ = built
+    topics = tmp / "t.txt"
+    topics.write_text("641 a dog near water\n642 a person on a bike in the snow\n")
+    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml",
+                "--trec", tmp / "r.trec", "--year", 2020, "--topk", 50, "--pid", "team")
+    assert r.exit_code == 0, r.stderr
+    assert validate(tmp / "r.xml", topics=topics, year=2020) == []
+    from avs.runs import read_run
+
+    xml, trec = read_run(tmp / "r.xml"), read_run(tmp / "r.trec")
+    assert [i.shot for i in xml.topics[641].items] == [i.shot for i in trec.topics[641].items]
+    assert len(xml.topics[642].items) == 50 and float(xml.topics[641].elapsed) >= 0
+    # the run is the exact ranking of the encoded topics
+    loaded = load_model(tmp / "model")
+    idx = I.open_index(out)
+    emb = encode_topics(loaded, text_featurizer(loaded), TopicSet([Topic(641, "a dog near water")]))
+    ref = brute_force(idx, weighted_queries(emb, idx.space_weights), k=50)[0]
+    assert [i.shot for i in xml.topics[641].items] == ref.shots
+    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml",
+                "--year", 2020)
+    assert r.exit_code == 2 and "already exists" in r.stderr
+
+
+def test_topics_encode_cli(built, run_cli):
+    tmp, *_ = built
+    topics = tmp / "t.txt"
+    topics.write_text("641 a dog\n642 a cat\n")
+    r = run_cli("topics", "encode", "--model", tmp / "model", "--topics", topics, "--out", tmp / "q.npy")
+    assert r.exit_code == 0, r.stderr
+    q = np.load(tmp / "q.npy")
+    assert q.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(q.reshape(2, 4, 8), axis=2), 1, atol=1e-5)
+
+
+def test_index_cli_errors(tmp_path, run_cli):
+    r = run_cli("index", "--model", tmp_path / "nope", "--collection", tmp_path / "s.h5", "--out", tmp_path / "i.h5")
+    assert r.exit_code == 2 and "not a model directory" in r.stderr
