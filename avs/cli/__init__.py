@@ -53,5 +53,7 @@ from . import run as _run  # noqa: E402
 from . import eval as _eval  # noqa: E402
 from . import collection as _collection  # noqa: E402
 from . import model as _model  # noqa: E402
+from . import search as _search  # noqa: E402
+from . import train as _train  # noqa: E402
 
 __all__ = ["cli", "main"]
