@@ -55,5 +55,6 @@ from . import collection as _collection  # noqa: E402
 from . import model as _model  # noqa: E402
 from . import search as _search  # noqa: E402
 from . import train as _train  # noqa: E402
+from . import demo as _demo  # noqa: E402
 
 __all__ = ["cli", "main"]

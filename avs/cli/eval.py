@@ -18,7 +18,8 @@ def eval_group() -> None:
 
 @eval_group.command("infap")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="NIST qrels (5 or 4 columns, .gz ok).")
+@click.option("--qrels", type=click.Path(dir_okay=False),
+              help="NIST qrels (5 or 4 columns, .gz ok); default: the SIMULATED demo collection's.")
 @click.option("--per-query", is_flag=True, help="Per-topic lines as well as the overall ones.")
 @click.option("--format", "fmt", type=click.Choice(["table", "sample_eval", "csv", "json"]), default="table",
               show_default=True, help="sample_eval: byte-identical to NIST's sample_eval.pl (one run).")
@@ -30,6 +31,11 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
     """Evaluate RUNS (TREC 6-column or NIST XML) with NIST's extended inferred AP."""
     if fmt == "sample_eval" and len(runs) != 1:
         raise click.UsageError("--format sample_eval takes exactly one run")
+    simulated = qrels is None
+    if simulated:
+        from ..demo import ensure
+
+        qrels = ensure().qrels
     evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix)
     if fmt == "sample_eval":
         ev = next(iter(evals.values()))
@@ -48,7 +54,8 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
     table = E.infap_table(evals, topic_prefix)
     if not per_query:
         table = table.loc[["all"]]
-    click.echo("infAP (NIST xinfAP)" + (" - strict mode" if strict else ""))
+    click.echo("infAP (NIST xinfAP)" + (" - strict mode" if strict else "")
+               + (" against the SIMULATED demo judgments" if simulated else ""))
     emit(table.reset_index(), "table")
     click.echo("\nmean infAP per topic label")
     emit(E.label_means(evals, label_table, topic_prefix).reset_index(), "table")

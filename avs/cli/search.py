@@ -50,7 +50,8 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
 
     if (model_dir is None) != (index_file is None):
         raise click.UsageError("give both --model and --index (or neither, for the built-in demo)")
-    if model_dir is None:
+    demo = model_dir is None
+    if demo:
         from ..demo import demo_paths
 
         model_dir, index_file = demo_paths()
@@ -59,6 +60,8 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
     for p in (out, trec):
         if p:
             check_writable(p, force)
+    if demo and desc is None:
+        desc = "avs demo: LAFF on the SIMULATED demo collection"
     info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task)
     res = search_topics(topics_file, model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
                         info=info, year=year)
@@ -67,7 +70,8 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
     write_xml(res.run, out, res.run.year, force=force)
     if trec:
         write_trec(res.run, trec, force=force)
-    click.echo(f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}" + (f" and {trec}" if trec else ""))
+    click.echo(f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}" + (f" and {trec}" if trec else "")
+               + (" (SIMULATED demo collection; see `avs demo`)" if demo else ""))
 
 
 @topics_group.command("encode")

@@ -1,0 +1,169 @@
+"""The built-in demo: a SIMULATED collection (avs.synth), a LAFF model trained on its captions, its index and
+its judgments — built deterministically on first use, so that ``avs search --topics topics/tv20.xml`` works on a
+fresh install. Nothing in it is real video data; every output that uses it says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+
+DEMO_VERSION = 1
+SHOTS = 10_000
+SEED = 0
+CONFIG = "sim_laff"
+EPOCHS = 12
+LR = 3e-4
+MODEL_NAME = "demo_laff"  # the run id of a demo search starts with it
+
+
+@dataclass(frozen=True)
+class Demo:
+    root: Path
+
+    @property
+    def collection(self) -> Path:
+        return self.root / "collection"
+
+    @property
+    def store(self) -> Path:
+        return self.collection / "store.h5"
+
+    @property
+    def qrels(self) -> Path:
+        return self.collection / "qrels" / "avs.qrels.sim"
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL_NAME
+
+    @property
+    def index(self) -> Path:
+        return self.root / f"{MODEL_NAME}.index.h5"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "demo.json"
+
+    def ready(self) -> bool:
+        try:
+            return json.loads(self.manifest.read_text()).get("demo_version") == DEMO_VERSION
+        except (OSError, ValueError):
+            return False
+
+
+def default_root() -> Path:
+    """``$AVS_DEMO_DIR``, else ``$XDG_CACHE_HOME/avs/demo-v<N>`` (``~/.cache/avs/...``)."""
+    if os.environ.get("AVS_DEMO_DIR"):
+        return Path(os.environ["AVS_DEMO_DIR"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "avs" / f"demo-v{DEMO_VERSION}"
+
+
+def build(root: str | os.PathLike | None = None, force: bool = False, progress: bool = True) -> Demo:
+    """Build the demo from scratch into ``root`` (written beside it, renamed into place when complete)."""
+    from .index import build_index
+    from .synth import write_collection
+    from .train import open_data, train
+
+    demo = Demo(Path(root) if root is not None else default_root())
+    if demo.root.exists() and not force:
+        raise InputError(demo.root, "already exists (use --force to rebuild)")
+    demo.root.parent.mkdir(parents=True, exist_ok=True)
+    work = Demo(Path(tempfile.mkdtemp(prefix=f".{demo.root.name}.", suffix=".part", dir=demo.root.parent)))
+    try:
+        times = {}
+        t = time.perf_counter()
+        write_collection(work.collection, SHOTS, seed=SEED, force=True, progress=progress)
+        times["simulate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        train_data = open_data(work.collection / "simtrain", _config(), store=work.store)
+        val_data = open_data(work.collection / "simval", _config(), store=work.store)
+        train(_config(), train_data, val_data, work.model, epochs=EPOCHS, lr=LR, seed=SEED, progress=progress)
+        times["train"] = time.perf_counter() - t
+        t = time.perf_counter()
+        build_index(work.model, work.store, work.index, progress=progress)
+        times["index"] = time.perf_counter() - t
+        work.manifest.write_text(json.dumps({
+            "demo_version": DEMO_VERSION, "avs_version": __version__, "simulated": True, "shots": SHOTS,
+            "seed": SEED, "config": CONFIG, "epochs": EPOCHS, "lr": LR, "seconds": times}, indent=2) + "\n")
+        if demo.root.exists():
+            shutil.rmtree(demo.root)
+        os.replace(work.root, demo.root)
+    except BaseException:
+        shutil.rmtree(work.root, ignore_errors=True)
+        raise
+    return demo
+
+
+def _config():
+    from .models import load_config
+
+    return load_config(CONFIG)
+
+
+def ensure(root: str | os.PathLike | None = None) -> Demo:
+    """The demo, built first if this machine does not have it yet."""
+    demo = Demo(Path(root) if root is not None else default_root())
+    if not demo.ready():
+        print(f"avs: building the SIMULATED demo collection in {demo.root} (first use, about a minute)",
+              file=sys.stderr)
+        build(demo.root, force=True)
+    return demo
+
+
+def demo_paths() -> tuple[Path, Path]:
+    """(model directory, index) of the demo, building it on first use."""
+    demo = ensure()
+    return demo.model, demo.index
+
+
+@dataclass
+class Report:
+    """What ``avs demo`` prints: the demo LAFF on tv20 (SIMULATED data) and where its attention goes."""
+
+    evaluation: object          # trec_eval_compat Evaluation of the tv20 run
+    label_means: object         # DataFrame from avs.evaluate.label_means
+    attention: dict[str, float]  # mean video-side attention weight per feature over the collection
+    manifest: dict
+
+
+def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
+    import numpy as np
+    import torch
+
+    from .collection import open_store
+    from .evaluate import label_means, load_labels
+    from .models import load_model
+    from .pipeline import search_topics
+    from .topics import shipped_dir
+    from trec_eval_compat.evaluate import evaluate
+
+    topics = topics or shipped_dir() / "tv20.xml"
+    res = search_topics(topics, demo.model, demo.index)
+    lines = []
+    from trec_eval_compat.io import RunLine
+    from trec_eval_compat.ids import eval_topic_id
+
+    for num, tr in res.run.topics.items():
+        lines += [RunLine(eval_topic_id(num), "Q0", it.shot, str(r), it.score, "demo", r)
+                  for r, it in enumerate(tr.items, 1)]
+    ev = evaluate(demo.qrels, lines)
+    loaded = load_model(demo.model)
+    store = open_store(demo.store)
+    names = [f.name for f in loaded.config.video]
+    with torch.no_grad():
+        feats = {n: torch.from_numpy(store.get(n, dtype=np.float32)) for n in names}
+        _, weights = loaded.model.encode_video(feats, return_weights=True)
+    mean = weights.mean(dim=(0, 1)).tolist()
+    return Report(ev, label_means({"demo LAFF": ev}, load_labels(None)), dict(zip(names, mean)),
+                  json.loads(demo.manifest.read_text()))
