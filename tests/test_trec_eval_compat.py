@@ -90,34 +90,25 @@ def test_strict_rejections(tmp_path, run_text, message):
     evaluate(tmp_path / "q", tmp_path / "r")  # compat mode accepts the same file
 
 
-@pytest.mark.parametrize("text,message", [
-    ("1 0 a 1\n1 0 b 1 0\n", ":2: expected 4 columns like line 1, found 5"),
-    ("1 0 a 1 1 x\n", ":1: expected 5 columns (topic iter shot stratum judgment) or 4"),
-    ("1 0 a 1 yes\n", ":1: judgment 'yes' is not an integer"),
-    ("1 0 a 1 -2\n", ":1: unknown judgment -2"),
-    ("1 0 a 1 0.5\n", ":1: judgment '0.5' is not an integer"),
-    ("", "no qrels (empty file)"),
-    ("\n\n", "no qrels (empty file)"),
+@pytest.mark.parametrize("reader,text,message", [
+    (read_qrels, "1 0 a 1\n1 0 b 1 0\n", ":2: expected 4 columns like line 1, found 5"),
+    (read_qrels, "1 0 a 1 1 x\n", ":1: expected 5 columns (topic iter shot stratum judgment) or 4"),
+    (read_qrels, "1 0 a 1 yes\n", ":1: judgment 'yes' is not an integer"),
+    (read_qrels, "1 0 a 1 -2\n", ":1: unknown judgment -2"),
+    (read_qrels, "1 0 a 1 0.5\n", ":1: judgment '0.5' is not an integer"),
+    (read_qrels, "", "no qrels (empty file)"),
+    (read_qrels, "\n\n", "no qrels (empty file)"),
+    (read_run, "1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
+    (read_run, "1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
+    (read_run, "1 Q0 a 1 1_000 t\n", ":1: score '1_000' is not a number"),
+    (read_run, "1 Q0 a 1 nan t\n", ":1: score is NaN"),
+    (read_run, "", "no run lines (empty file)"),
 ])
-def test_malformed_qrels(tmp_path, text, message):
-    p = tmp_path / "q"
+def test_malformed_files(tmp_path, reader, text, message):
+    p = tmp_path / "f"
     p.write_text(text)
     with pytest.raises(InputError) as e:
-        read_qrels(p)
-    assert str(e.value).startswith(str(p)) and message in str(e.value)
-
-
-@pytest.mark.parametrize("text,message", [
-    ("1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
-    ("1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
-    ("1 Q0 a 1 nan t\n", ":1: score is NaN"),
-    ("", "no run lines (empty file)"),
-])
-def test_malformed_runs(tmp_path, text, message):
-    p = tmp_path / "r"
-    p.write_text(text)
-    with pytest.raises(InputError) as e:
-        read_run(p)
+        reader(p)
     assert str(e.value).startswith(str(p)) and message in str(e.value)
 
 
