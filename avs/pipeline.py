@@ -29,7 +29,8 @@ class SearchResult:
 
 def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike, index: str | os.PathLike,
                   k: int = 1000, exclude: str | os.PathLike | None = None, word2vec: str | None = None,
-                  info: RunInfo | None = None, year: int | None = None, device: str = "cpu") -> SearchResult:
+                  info: RunInfo | None = None, year: int | None = None, device: str = "cpu",
+                  progress: bool = False) -> SearchResult:
     """Search every topic; each topic's elapsed time is its own encoding and ranking time plus an equal share
     of the index scan (all topics are scored in one pass)."""
     t0 = time.perf_counter()
@@ -46,7 +47,7 @@ def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike
     queries = weighted_queries(np.stack(embs), idx.space_weights)
     skip = read_shot_list(exclude) if exclude is not None else ()
     t = time.perf_counter()
-    hits = search(idx, queries, k=k, exclude=skip)
+    hits = search(idx, queries, k=k, exclude=skip, progress=progress)
     scan_share = (time.perf_counter() - t) / len(ts)
     task = TASK_CODE.get(ts.task or "", None)
     info = info or RunInfo()

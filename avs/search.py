@@ -107,7 +107,7 @@ def _blocks(index: Index, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[str] = (),
-           block_rows: int = 16384) -> list[Hits]:
+           block_rows: int = 16384, progress: bool = False) -> list[Hits]:
     """Top-``k`` shots per query. ``queries``: (Q, S·d) weighted query rows (``avs.encode.weighted_queries``).
 
     Candidate pools keep every row whose float32 score is at least floor_q = (k-th best float32 score seen)
@@ -131,8 +131,12 @@ def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[s
     pool_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
     pool_size = np.zeros(nq, dtype=np.int64)
     floor = np.full(nq, -np.inf, dtype=np.float32)
+    from tqdm import tqdm
+
+    bar = tqdm(total=n, unit="shot", desc="search", disable=None if progress else True)
     for start, block in _blocks(index, block_rows):
         rows = len(block)
+        bar.update(rows)
         x = block32[:rows]
         x.copy_(torch.from_numpy(block))
         scores = torch.mm(x, qt).T.contiguous()                             # (Q, B)
@@ -153,6 +157,7 @@ def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[s
                 pool_size[j] += len(sel)
             if pool_size[j] > 4 * k_eff + block_rows:  # the floor rose since these rows came in
                 floor[j] = _prune(pool_rows, pool_scores, pool_size, j, k_eff, bound, floor[j])
+    bar.close()
     for j in range(nq):
         floor[j] = _prune(pool_rows, pool_scores, pool_size, j, k_eff, bound, floor[j])
     return [_rerank(index, np.concatenate(pool_rows[j]) if pool_rows[j] else np.empty(0, np.int64), queries[j], k)

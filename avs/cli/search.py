@@ -64,7 +64,7 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
         desc = "avs demo: LAFF on the SIMULATED demo collection"
     info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task)
     res = search_topics(topics_file, model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
-                        info=info, year=year)
+                        info=info, year=year, progress=True)
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
     write_xml(res.run, out, res.run.year, force=force)
