@@ -1,9 +1,11 @@
 """Feature stores for shot (or video) collections, and caption datasets.
 
 One HDF5 file per collection (layout in ``docs/collection-store.md``): ``/ids`` holds the ordered ids and
-``/features/<name>`` one 2-D float16/float32 dataset per feature, rows aligned to ``/ids``. A store is
-written to ``.<name>.part`` beside its final path and renamed only after every row of every feature is in
-and the root attribute ``complete`` is set, so an interrupted write never leaves a file that looks usable;
+``/features/<name>`` one 2-D float16/float32 dataset per feature, rows aligned to ``/ids``; frame-level
+features (LAFF-ml) are ragged, so ``/frames/<name>`` holds every video's frames one after the other in ``data``
+and where each video's frames start in ``offsets``. A store is written to ``.<name>.part`` beside its final
+path and renamed only after every row of every feature (and every video's frames) is in and the root
+attribute ``complete`` is set, so an interrupted write never leaves a file that looks usable;
 :func:`open_store` refuses any file without that flag.
 
 Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in ``avs.importers``.
@@ -18,7 +20,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -76,8 +78,18 @@ class FeatureSpec:
     source: str = ""      # where the vectors came from (path), for messages and provenance
 
 
+@dataclass(frozen=True)
+class FrameSpec(FeatureSpec):
+    """A frame-level feature to be written: ``rows`` frames in all (the store's chunking and size need the total
+    up front), at most ``max_frames`` per video as the source was truncated to (0: no limit), recorded."""
+
+    rows: int = 0
+    max_frames: int = 0
+
+
 class StoreWriter:
-    """Streams a store to disk: declare ids and features, ``append`` row blocks per feature, ``finish``.
+    """Streams a store to disk: declare ids and features, ``append`` row blocks per feature (and
+    ``append_frames`` the frames of the next videos per frame feature), ``finish``.
 
     Use as a context manager; leaving the block without ``finish`` (or on an exception) removes the
     partial file. Every appended block is checked for NaN/inf after conversion to the storage dtype
@@ -86,7 +98,7 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, ids: Sequence[str], specs: Sequence[FeatureSpec],
                  name: str | None = None, meta: Mapping | None = None, force: bool = False,
-                 allow_nonfinite: bool = False):
+                 allow_nonfinite: bool = False, frames: Sequence[FrameSpec] = ()):
         self.path = check_writable(path, force)
         ids = list(ids)
         if not ids:
@@ -94,10 +106,10 @@ class StoreWriter:
         dup = duplicates(ids)
         if dup:
             raise InputError(self.path, f"{len(dup)} duplicate ids (first: {first_few(dup)})")
-        names = [s.name for s in specs]
-        if not specs:
+        names = [s.name for s in (*specs, *frames)]
+        if not specs and not frames:
             raise InputError(self.path, "no features to store")
-        for s in specs:
+        for s in (*specs, *frames):
             if not FEATURE_NAME.match(s.name):
                 raise InputError(s.source or self.path, f"feature name {s.name!r} is not usable in a store "
                                  "(letters, digits, '_', '.', '+', '-'; not starting with a symbol)")
@@ -105,12 +117,18 @@ class StoreWriter:
                 raise InputError(s.source or self.path, f"storage dtype {s.dtype!r} is not one of {', '.join(DTYPES)}")
             if s.dim < 1:
                 raise InputError(s.source or self.path, f"feature {s.name}: dimension {s.dim} is not positive")
+        for s in frames:
+            if s.rows < len(ids):
+                raise InputError(s.source or self.path, f"frame feature {s.name}: {s.rows} frames for {len(ids)} "
+                                 "videos (every video needs at least one)")
         if len(set(names)) != len(names):
             raise InputError(self.path, f"feature names repeat: {first_few(duplicates(names))}")
         self.ids = ids
         self.specs = {s.name: s for s in specs}
+        self.frame_specs = {s.name: s for s in frames}
         self.allow_nonfinite = allow_nonfinite
         self._filled = dict.fromkeys(names, 0)
+        self._frames_filled = dict.fromkeys(self.frame_specs, 0)  # frame rows written, per frame feature
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.part"
         self._f = h5py.File(self.tmp, "w")
@@ -137,6 +155,17 @@ class StoreWriter:
             ds.attrs["extractor"] = s.extractor or s.name
             ds.attrs["dim"] = s.dim
             ds.attrs["source"] = s.source
+        frames = f.create_group("frames", track_order=True)
+        for s in self.frame_specs.values():
+            g = frames.create_group(s.name)
+            itemsize = np.dtype(s.dtype).itemsize
+            g.create_dataset("data", shape=(s.rows, s.dim), dtype=s.dtype,
+                             chunks=(_pow2_rows(s.dim * itemsize, CHUNK_BYTES, cap=s.rows), s.dim))
+            g.create_dataset("offsets", data=np.zeros(n + 1, dtype=np.int64))
+            g.attrs["extractor"] = s.extractor or s.name
+            g.attrs["dim"] = s.dim
+            g.attrs["max_frames"] = s.max_frames
+            g.attrs["source"] = s.source
 
     def append(self, name: str, block: np.ndarray) -> None:
         """Write the next ``len(block)`` rows of feature ``name``."""
@@ -150,11 +179,46 @@ class StoreWriter:
         with np.errstate(over="ignore"):  # float16 overflow is reported below, with the id
             data = np.ascontiguousarray(block, dtype=spec.dtype)
         if not self.allow_nonfinite:
-            self._check_finite(spec, data, start, block)
+            self._check_finite(spec, data, block, lambda row: f"the row of id {self.ids[start + row]}")
         self._f["features"][name].write_direct(data, dest_sel=np.s_[start:stop])
         self._filled[name] = stop
 
-    def _check_finite(self, spec: FeatureSpec, data: np.ndarray, start: int, original: np.ndarray) -> None:
+    def append_frames(self, name: str, videos: Sequence[np.ndarray]) -> None:
+        """Write the frames of the next ``len(videos)`` videos of frame feature ``name``, one (k, dim) array
+        (k >= 1, in frame order) per video."""
+        spec = self.frame_specs[name]
+        start, first = self._filled[name], self._frames_filled[name]
+        stop = start + len(videos)
+        if stop > len(self.ids):
+            raise ValueError(f"frame feature {name}: {stop} videos appended to a store of {len(self.ids)}")
+        for k, v in enumerate(videos):
+            if v.ndim != 2 or v.shape[1] != spec.dim:
+                raise ValueError(f"frame feature {name}: frames of shape {v.shape}, expected (k, {spec.dim})")
+            if not len(v):
+                raise InputError(spec.source or self.path,
+                                 f"frame feature {name}: no frames for id {self.ids[start + k]}")
+        counts = np.array([len(v) for v in videos], dtype=np.int64)
+        ends = first + np.cumsum(counts)
+        last = int(ends[-1]) if len(ends) else first
+        if last > spec.rows:
+            raise ValueError(f"frame feature {name}: {last} frames appended to a feature declared with {spec.rows}")
+        block = np.concatenate(videos) if videos else np.empty((0, spec.dim), np.float32)
+        with np.errstate(over="ignore"):
+            data = np.ascontiguousarray(block, dtype=spec.dtype)
+        if not self.allow_nonfinite:
+            def where(row: int) -> str:
+                starts = ends - counts - first  # of each video's frames in this block
+                video = int(np.searchsorted(starts, row, side="right")) - 1
+                return f"frame {row - int(starts[video])} of id {self.ids[start + video]}"
+            self._check_finite(spec, data, block, where)
+        group = self._f["frames"][name]
+        if len(data):
+            group["data"].write_direct(data, dest_sel=np.s_[first:last])
+        group["offsets"][start + 1:stop + 1] = ends
+        self._filled[name], self._frames_filled[name] = stop, last
+
+    def _check_finite(self, spec: FeatureSpec, data: np.ndarray, original: np.ndarray,
+                      where: Callable[[int], str]) -> None:
         # One cheap float32 sum finds any NaN/inf (they propagate); only then look for the row.
         if np.isfinite(data.sum(dtype=np.float32)):
             return
@@ -166,13 +230,16 @@ class StoreWriter:
         if np.isfinite(original[row]).all():
             why = f"a value too large for {spec.dtype} (becomes inf)"
         raise InputError(spec.source or self.path,
-                         f"feature {spec.name}: {why} in the row of id {self.ids[start + row]} "
-                         "(use --allow-nonfinite to import anyway)")
+                         f"feature {spec.name}: {why} in {where(row)} (use --allow-nonfinite to import anyway)")
 
     def finish(self) -> Path:
         short = {k: v for k, v in self._filled.items() if v != len(self.ids)}
         if short:
             raise ValueError(f"features not fully written: {short} of {len(self.ids)} rows")
+        short = {k: f"{v} of {self.frame_specs[k].rows}" for k, v in self._frames_filled.items()
+                 if v != self.frame_specs[k].rows}
+        if short:
+            raise ValueError(f"frame features not fully written: {short} frames")
         self._f.attrs["uuid"] = uuid.uuid4().hex  # identifies this store: an index records the store it encodes
         self._f.attrs["complete"] = 1
         self._f.close()
@@ -196,21 +263,46 @@ class StoreWriter:
 def write_store(path: str | os.PathLike, ids: Sequence[str], features: Mapping[str, np.ndarray],
                 meta: Mapping | None = None, name: str | None = None, dtype: str = "float32",
                 extractors: Mapping[str, str] | None = None, force: bool = False,
-                allow_nonfinite: bool = False) -> Path:
-    """Write in-memory arrays (rows aligned to ``ids``) as a complete store; returns its path."""
-    specs = []
+                allow_nonfinite: bool = False, frames: Mapping[str, Sequence[np.ndarray]] | None = None,
+                max_frames: int = 0) -> Path:
+    """Write in-memory arrays (rows aligned to ``ids``) as a complete store; returns its path.
+
+    ``frames``: frame-level features, name -> one (k, dim) array per id, in ``ids`` order."""
+    specs, frame_specs = [], []
     for fname, arr in features.items():
         arr = np.asarray(arr)
         if arr.ndim != 2 or arr.shape[0] != len(ids):
             raise InputError(path, f"feature {fname}: shape {arr.shape} does not match {len(ids)} ids")
         specs.append(FeatureSpec(fname, arr.shape[1], dtype, (extractors or {}).get(fname, "")))
-    with StoreWriter(path, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite) as w:
+    for fname, videos in (frames or {}).items():
+        if len(videos) != len(ids) or any(np.ndim(v) != 2 for v in videos) or len({v.shape[1] for v in videos}) != 1:
+            raise InputError(path, f"frame feature {fname}: needs one 2-D array of one width per id ({len(ids)})")
+        frame_specs.append(FrameSpec(fname, videos[0].shape[1], dtype, (extractors or {}).get(fname, ""),
+                                     rows=sum(len(v) for v in videos), max_frames=max_frames))
+    with StoreWriter(path, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite,
+                     frames=frame_specs) as w:
         for spec in specs:
             arr = np.asarray(features[spec.name])
             step = block_rows_for([spec.dim])
             for start in range(0, len(ids), step):
                 w.append(spec.name, arr[start:start + step])
+        for spec in frame_specs:
+            w.append_frames(spec.name, [np.asarray(v) for v in frames[spec.name]])
         return w.finish()
+
+
+def pad_frames(videos: Sequence[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged per-video frames -> float32 ``(B, F, dim)`` zero-padded to the most frames F among them, and the
+    ``(B, F)`` bool mask of real frames."""
+    counts = np.array([len(v) for v in videos], dtype=np.int64)
+    return _pad_flat(np.concatenate(videos) if len(videos) else np.empty((0, dim)), counts, dim)
+
+
+def _pad_flat(flat: np.ndarray, counts: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.arange(int(counts.max(initial=0)))[None, :] < counts[:, None]
+    out = np.zeros((len(counts), mask.shape[1], dim), dtype=np.float32)
+    out[mask] = flat  # boolean assignment fills in row-major order: video by video, frames in order
+    return out, mask
 
 
 def _open_h5(path: str | os.PathLike) -> h5py.File:
@@ -266,6 +358,22 @@ class FeatureStore:
         self.dtypes = {n: self._group[n].dtype for n in self.features}
         self.extractors = {n: str(self._group[n].attrs.get("extractor", n)) for n in self.features}
         self._index: dict[str, int] | None = None
+        # stores written before frame-level features existed have no /frames group
+        self._frame_group = f.get("frames", {})
+        self.frame_features: tuple[str, ...] = tuple(self._frame_group)
+        self._offsets: dict[str, np.ndarray] = {}
+        for n in self.frame_features:
+            g = self._frame_group[n]
+            offsets = g["offsets"][()] if "offsets" in g else np.empty(0)
+            if "data" not in g or g["data"].ndim != 2 or offsets.shape != (len(self.ids) + 1,) \
+                    or offsets[-1] != g["data"].shape[0]:
+                raise InputError(p, f"frame feature {n}: data and offsets do not describe the frames of "
+                                 f"{len(self.ids)} ids")
+            self._offsets[n] = offsets
+        self.frame_dims = {n: int(self._frame_group[n]["data"].shape[1]) for n in self.frame_features}
+        self.frame_dtypes = {n: self._frame_group[n]["data"].dtype for n in self.frame_features}
+        self.frame_extractors = {n: str(self._frame_group[n].attrs.get("extractor", n)) for n in self.frame_features}
+        self.max_frames = {n: int(self._frame_group[n].attrs.get("max_frames", 0)) for n in self.frame_features}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -307,6 +415,31 @@ class FeatureStore:
         out = out[inverse.reshape(-1)]
         return out if dtype is None else out.astype(dtype, copy=False)
 
+    def frames(self, name: str, rows: slice | Sequence[int] | np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Frames of frame feature ``name`` for rows (all, a slice, or row numbers in any order, repeats
+        allowed): float32 ``(B, F, dim)`` zero-padded to the most frames F among them, and the ``(B, F)`` bool
+        mask of real frames."""
+        if name not in self.frame_dims:
+            raise InputError(self.path, f"no frame feature {name!r} (has: {', '.join(self.frame_features) or 'none'})")
+        ds, offsets = self._frame_group[name]["data"], self._offsets[name]
+        if rows is None or isinstance(rows, slice):
+            rows = np.arange(len(self.ids))[slice(None) if rows is None else rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self.ids)):
+            raise IndexError(f"row numbers outside 0..{len(self.ids) - 1}")
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        starts, stops = offsets[uniq], offsets[uniq + 1]
+        if not uniq.size:
+            flat = np.empty((0, ds.shape[1]), ds.dtype)
+        elif uniq[-1] - uniq[0] == len(uniq) - 1:  # consecutive videos: one contiguous read
+            flat = ds[starts[0]:stops[-1]]
+        else:  # increasing, non-overlapping ranges: one h5py selection
+            flat = ds[np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])]
+        padded, mask = _pad_flat(flat, stops - starts, ds.shape[1])
+        inverse = inverse.reshape(-1)
+        return padded[inverse], mask[inverse]
+
     def iter_blocks(self, names: str | Sequence[str], block_rows: int | None = None,
                     dtype: str | np.dtype | None = None, reuse: bool = False,
                     ) -> Iterator[tuple[slice, np.ndarray | dict[str, np.ndarray]]]:
@@ -346,7 +479,7 @@ def open_store(path: str | os.PathLike) -> FeatureStore:
 
 
 def info(path: str | os.PathLike) -> dict:
-    """What a store holds: name, row count, file size, meta and one entry per feature."""
+    """What a store holds: name, row count, file size, meta and one entry per feature and frame feature."""
     with open_store(path) as s:
         feats = []
         for n in s.features:
@@ -354,16 +487,23 @@ def info(path: str | os.PathLike) -> dict:
             feats.append({"feature": n, "dim": s.dims[n], "dtype": str(s.dtypes[n]),
                           "extractor": s.extractors[n], "chunk_rows": ds.chunks[0] if ds.chunks else None,
                           "bytes": len(s) * s.dims[n] * s.dtypes[n].itemsize})
+        frames = []
+        for n in s.frame_features:
+            ds = s._frame_group[n]["data"]
+            frames.append({"feature": n, "dim": s.frame_dims[n], "dtype": str(s.frame_dtypes[n]),
+                           "extractor": s.frame_extractors[n], "frames": ds.shape[0], "max_frames": s.max_frames[n],
+                           "chunk_rows": ds.chunks[0] if ds.chunks else None, "bytes": ds.size * ds.dtype.itemsize})
         return {"path": str(s.path), "name": s.name, "rows": len(s), "size_bytes": s.path.stat().st_size,
                 "first_id": s.ids[0] if s.ids else None, "last_id": s.ids[-1] if s.ids else None,
-                "meta": s.meta, "features": feats}
+                "meta": s.meta, "features": feats, "frames": frames}
 
 
 def check(path: str | os.PathLike, block_rows: int | None = None) -> list[str]:
     """Problems found in a store, one sentence each (empty list = none).
 
-    Reports a missing ``complete`` flag, duplicate ids, features whose shape or dtype does not fit, rows
-    holding NaN/inf and all-zero rows. A file that is not a store at all is an InputError.
+    Reports a missing ``complete`` flag, duplicate ids, features whose shape or dtype does not fit, frame
+    features whose offsets do not fit their data or leave a video without frames, rows (frames) holding NaN/inf
+    and all-zero rows (frames). A file that is not a store at all is an InputError.
     """
     problems: list[str] = []
     with _open_h5(path) as f:
@@ -375,9 +515,13 @@ def check(path: str | os.PathLike, block_rows: int | None = None) -> list[str]:
         dup = duplicates(ids)
         if dup:
             problems.append(f"ids: {len(dup)} duplicate ids (first: {first_few(dup)})")
-        group = f.get("features")
-        if not isinstance(group, h5py.Group) or not len(group):
+        group, frames = f.get("features"), f.get("frames")
+        if not isinstance(frames, h5py.Group):
+            frames = {}
+        if not isinstance(group, h5py.Group) or not (len(group) or len(frames)):
             return problems + ["no features under /features"]
+        for n, g in frames.items():
+            problems += _check_frames(n, g, ids, block_rows)
         for n, ds in group.items():
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
                 problems.append(f"feature {n}: not a 2-D dataset")
@@ -390,29 +534,59 @@ def check(path: str | os.PathLike, block_rows: int | None = None) -> list[str]:
                 problems.append(f"feature {n}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
                 if ds.dtype.kind != "f":
                     continue
-            problems += _scan_rows(n, ds, ids, block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize))
+            n_rows = min(ds.shape[0], len(ids))
+            problems += _scan_rows(f"feature {n}", "rows", ds, n_rows, ids.__getitem__,
+                                   block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize))
     return problems
 
 
-def _scan_rows(name: str, ds: h5py.Dataset, ids: Sequence[str], step: int) -> list[str]:
+def _check_frames(name: str, g, ids: Sequence[str], block_rows: int | None) -> list[str]:
+    what = f"frame feature {name}"
+    if not isinstance(g, h5py.Group) or not isinstance(g.get("data"), h5py.Dataset) \
+            or not isinstance(g.get("offsets"), h5py.Dataset):
+        return [f"{what}: not a group with datasets data and offsets"]
+    ds, offsets = g["data"], g["offsets"][()]
+    if ds.ndim != 2:
+        return [f"{what}: data is not 2-D"]
+    problems = []
+    if int(g.attrs.get("dim", ds.shape[1])) != ds.shape[1]:
+        problems.append(f"{what}: attribute dim={int(g.attrs['dim'])} but {ds.shape[1]} columns")
+    if ds.dtype.name not in DTYPES:
+        problems.append(f"{what}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
+        if ds.dtype.kind != "f":
+            return problems
+    if offsets.shape != (len(ids) + 1,) or offsets[0] != 0 or offsets[-1] != ds.shape[0] \
+            or np.any(np.diff(offsets) < 0):
+        return problems + [f"{what}: offsets are not {len(ids) + 1} non-decreasing row numbers from 0 to "
+                           f"{ds.shape[0]}"]
+    empty = np.flatnonzero(np.diff(offsets) == 0)
+    if empty.size:
+        problems.append(f"{what}: {empty.size} ids without frames (first: id {ids[int(empty[0])]})")
+    def id_of(row: int) -> str:
+        return ids[int(np.searchsorted(offsets, row, side="right")) - 1]
+
+    step = block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize)
+    return problems + _scan_rows(what, "frames", ds, ds.shape[0], id_of, step)
+
+
+def _scan_rows(what: str, unit: str, ds: h5py.Dataset, n: int, id_of: Callable[[int], str], step: int) -> list[str]:
     nonfinite = zero = 0
     first_nonfinite = first_zero = None
-    n = min(ds.shape[0], len(ids))
     for start in range(0, n, step):
         block = ds[start:min(start + step, n)]
         bad = ~np.isfinite(block).all(axis=1)
         empty = ~block.any(axis=1)
         if bad.any():
             nonfinite += int(bad.sum())
-            first_nonfinite = first_nonfinite or ids[start + int(np.argmax(bad))]
+            first_nonfinite = first_nonfinite or id_of(start + int(np.argmax(bad)))
         if empty.any():
             zero += int(empty.sum())
-            first_zero = first_zero or ids[start + int(np.argmax(empty))]
+            first_zero = first_zero or id_of(start + int(np.argmax(empty)))
     out = []
     if nonfinite:
-        out.append(f"feature {name}: {nonfinite} rows with NaN/inf (first: id {first_nonfinite})")
+        out.append(f"{what}: {nonfinite} {unit} with NaN/inf (first: id {first_nonfinite})")
     if zero:
-        out.append(f"feature {name}: {zero} all-zero rows (first: id {first_zero})")
+        out.append(f"{what}: {zero} all-zero {unit} (first: id {first_zero})")
     return out
 
 
@@ -471,7 +645,7 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
 
 @dataclass
 class CaptionDataset:
-    """Captions, the video list and the video features of one caption collection (e.g. ``msvdtrain``)."""
+    """Captions, the video list and the video (and frame) features of one caption collection (e.g. ``msvdtrain``)."""
 
     name: str
     captions: pd.DataFrame            # caption_id, video_id, text
@@ -479,6 +653,8 @@ class CaptionDataset:
     features: tuple[str, ...]
     _store: FeatureStore | None = None
     _bigfiles: dict | None = None
+    frame_features: tuple[str, ...] = ()
+    _frame_bigfiles: dict | None = None
 
     def vectors(self, feature: str, video_ids: Sequence[str] | None = None) -> np.ndarray:
         """float32 rows of ``feature`` for ``video_ids`` (default: the video list), in that order."""
@@ -489,15 +665,33 @@ class CaptionDataset:
             raise InputError(None, f"feature {feature!r} not loaded (have: {', '.join(self.features)})")
         return self._bigfiles[feature].vectors(video_ids)
 
+    def frame_dim(self, feature: str) -> int:
+        if self._store is not None and feature in self._store.frame_dims:
+            return self._store.frame_dims[feature]
+        if feature not in (self._frame_bigfiles or {}):
+            raise InputError(None, f"frame feature {feature!r} not loaded (have: {', '.join(self.frame_features)})")
+        return self._frame_bigfiles[feature].dim
+
+    def frames(self, feature: str, video_ids: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frames of ``feature`` for ``video_ids`` (default: the video list), in that order: float32
+        ``(B, F, dim)`` zero-padded to the most frames among them, and the ``(B, F)`` mask of real frames."""
+        video_ids = self.videos if video_ids is None else list(video_ids)
+        if self._store is not None:
+            return self._store.frames(feature, self._store.rows(video_ids))
+        self.frame_dim(feature)  # refuses an unknown feature
+        return self._frame_bigfiles[feature].frames(video_ids)
+
 
 def open_caption_dataset(root: str | os.PathLike, collection: str, features: Sequence[str] = (),
-                         store: str | os.PathLike | None = None) -> CaptionDataset:
+                         store: str | os.PathLike | None = None, frame_features: Sequence[str] = (),
+                         max_frames: int = 50) -> CaptionDataset:
     """Read ``<root>/<collection>/`` in RUC's layout.
 
     Captions come from ``TextData/<collection>.caption.txt``, the videos from ``VideoSets/<collection>.txt``,
-    features either from BigFile folders ``FeatureData/<feature>/`` (``features``) or from a store
-    (``store``, all its features). Every caption's video must be in the list and every listed video must
-    have every feature.
+    features either from BigFile folders ``FeatureData/<feature>/`` (``features``) and frame-level BigFile
+    folders ``FeatureData/frame/<feature>/`` (``frame_features``, at most ``max_frames`` per video), or from a
+    store (``store``, all its features and frame features). Every caption's video must be in the list and
+    every listed video must have every feature.
     """
     base = Path(root) / collection
     cap_path = base / "TextData" / f"{collection}.caption.txt"
@@ -511,8 +705,8 @@ def open_caption_dataset(root: str | os.PathLike, collection: str, features: Seq
     if store is not None:
         st = open_store(store)
         st.rows(videos)  # every video must be there
-        return CaptionDataset(collection, captions, videos, st.features, _store=st)
-    from .importers import read_bigfile  # importers build on this module
+        return CaptionDataset(collection, captions, videos, st.features, _store=st, frame_features=st.frame_features)
+    from .importers import read_bigfile, read_frame_bigfile  # importers build on this module
 
     bigfiles = {}
     for feat in features:
@@ -522,4 +716,13 @@ def open_caption_dataset(root: str | os.PathLike, collection: str, features: Seq
             raise InputError(bf.path, f"lacks {len(lacking)} of the {len(videos)} videos of {list_path} "
                              f"(first: {first_few(lacking)})")
         bigfiles[feat] = bf
-    return CaptionDataset(collection, captions, videos, tuple(features), _bigfiles=bigfiles)
+    frame_bigfiles = {}
+    for feat in frame_features:
+        fb = read_frame_bigfile(base / "FeatureData" / "frame" / feat, max_frames)
+        lacking = [v for v in videos if v not in fb.rows]
+        if lacking:
+            raise InputError(fb.path, f"has no frames for {len(lacking)} of the {len(videos)} videos of {list_path} "
+                             f"(first: {first_few(lacking)})")
+        frame_bigfiles[feat] = fb
+    return CaptionDataset(collection, captions, videos, tuple(features), _bigfiles=bigfiles,
+                          frame_features=tuple(frame_features), _frame_bigfiles=frame_bigfiles)

@@ -2,14 +2,16 @@
 
 Three sources, each read without loading it whole:
 
-* RUC BigFile folders (``shape.txt``, ``id.txt``, ``feature.bin``; laff-method.md §1.1), memory-mapped.
+* RUC BigFile folders (``shape.txt``, ``id.txt``, ``feature.bin``; laff-method.md §1.1), memory-mapped; also
+  frame-level ones (``FeatureData/frame/<name>/``, ids ``<videoid>_<frameidx>``, §1.2), grouped per video.
 * VISIONE per-video HDF5 files: root datasets ``ids`` (strings) and ``data`` (rows × dim), feature name in the
   root attribute ``features_name`` (read from aimh-lab/visione ``visione/services/common/savers.py:HDF5File``).
 * ``.npy`` arrays (rows × dim) with an ids file.
 
 All features of one import are aligned by id: the store holds the ids every feature has, in natural order
 (``avs.shots.natural_key``), minus any excluded ones. Ids only some features have are an error unless
-``drop_incomplete``. Rows are streamed in blocks through :class:`avs.collection.StoreWriter`.
+``drop_incomplete``; a frame-level feature "has" the videos it has frames for. Rows are streamed in blocks
+through :class:`avs.collection.StoreWriter`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .collection import FeatureSpec, StoreWriter, block_rows_for, duplicates, first_few, read_id_list
+from .collection import (FeatureSpec, FrameSpec, StoreWriter, block_rows_for, duplicates, first_few, pad_frames,
+                         read_id_list)
 from .errors import InputError
 from .shots import natural_key
 
@@ -81,6 +84,45 @@ def read_bigfile(folder: str | os.PathLike) -> BigFile:
 
 
 @dataclass
+class FrameBigFile:
+    """A frame-level BigFile folder grouped by video: ``rows[video]`` are the row numbers of its frames in
+    ``data`` (read-only float32 memory map), by increasing frame index."""
+
+    path: Path
+    dim: int
+    data: np.ndarray
+    rows: dict[str, np.ndarray] = field(repr=False)
+
+    def frames(self, video_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``(B, F, dim)`` frames of ``video_ids`` zero-padded to the most frames among them, and the
+        ``(B, F)`` mask of real frames."""
+        missing = [v for v in video_ids if v not in self.rows]
+        if missing:
+            raise InputError(self.path, f"no frames for {len(missing)} videos (first: {first_few(missing)})")
+        return pad_frames([self.data[self.rows[v]] for v in video_ids], self.dim)
+
+
+def group_frames(ids: Sequence[str], max_frames: int = 50, source=None) -> dict[str, np.ndarray]:
+    """Frame ids ``<videoid>_<frameidx>`` -> {video id: row numbers sorted by the integer frame index, the first
+    ``max_frames`` kept (0: all)}, as the official code groups them (laff-method.md §1.2): the video id is the
+    id without its last ``_`` token, so ``v1_10`` comes after ``v1_2``."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for row, fid in enumerate(ids):
+        video, sep, idx = fid.rpartition("_")
+        if not sep or not video or not (idx.isascii() and idx.isdigit()):
+            raise InputError(source, f"frame id {fid!r} is not <videoid>_<frameidx>")
+        groups.setdefault(video, []).append((int(idx), row))
+    return {v: np.array([row for _, row in sorted(frames)][:max_frames or None], dtype=np.int64)
+            for v, frames in groups.items()}
+
+
+def read_frame_bigfile(folder: str | os.PathLike, max_frames: int = 50) -> FrameBigFile:
+    """Open a frame-level BigFile folder (validated as :func:`read_bigfile`) and group its frames per video."""
+    bf = read_bigfile(folder)
+    return FrameBigFile(bf.path, bf.dim, bf.data, group_frames(bf.ids, max_frames, bf.path / "id.txt"))
+
+
+@dataclass
 class Source:
     """One feature to import: its ids in source order and a reader of source rows."""
 
@@ -104,6 +146,32 @@ def _array_reader(data: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 def bigfile_source(folder: str | os.PathLike) -> Source:
     bf = read_bigfile(folder)
     return Source(bf.path.name, bf.path, bf.ids, bf.dim, _array_reader(bf.data))
+
+
+@dataclass
+class FrameSource:
+    """One frame-level feature to import: the video ids it has frames for, their frame counts, and a reader of
+    the frames of videos (positions in ``ids``), one (k, dim) array each."""
+
+    name: str
+    path: Path
+    ids: list[str]
+    dim: int
+    counts: np.ndarray
+    read: Callable[[np.ndarray], list[np.ndarray]]
+    max_frames: int
+    extractor: str = ""
+
+
+def frame_bigfile_source(folder: str | os.PathLike, max_frames: int = 50) -> FrameSource:
+    fb = read_frame_bigfile(folder, max_frames)
+    ids = list(fb.rows)
+    counts = np.array([len(r) for r in fb.rows.values()], dtype=np.int64)
+
+    def read(positions: np.ndarray) -> list[np.ndarray]:
+        return [fb.data[fb.rows[ids[k]]] for k in positions]
+
+    return FrameSource(fb.path.name, fb.path, ids, fb.dim, counts, read, max_frames)
 
 
 def npy_source(path: str | os.PathLike, ids: list[str], ids_path: Path) -> Source:
@@ -184,9 +252,10 @@ class ImportResult:
     features: dict[str, int]          # name -> dim
     dropped_incomplete: int           # ids left out because some feature lacked them
     excluded: int                     # ids left out because an exclusion list named them
+    frame_features: dict[str, int] = field(default_factory=dict)  # name -> dim
 
 
-def align(sources: Sequence[Source], drop_incomplete: bool = False,
+def align(sources: Sequence[Source | FrameSource], drop_incomplete: bool = False,
           exclude: Iterable[str] = ()) -> tuple[list[str], int, int]:
     """The ids to store (in natural order), and how many were dropped as incomplete / excluded."""
     excluded = frozenset(exclude)
@@ -206,39 +275,50 @@ def align(sources: Sequence[Source], drop_incomplete: bool = False,
 def import_sources(sources: Sequence[Source], out: str | os.PathLike, name: str | None = None,
                    dtype: str = "float32", drop_incomplete: bool = False, exclude: Iterable[str] = (),
                    force: bool = False, allow_nonfinite: bool = False, meta: dict | None = None,
-                   block_rows: int | None = None, progress: bool = True) -> ImportResult:
-    """Align ``sources`` by id and stream them into a new store at ``out``."""
-    names = [s.name for s in sources]
-    dup = duplicates(names)
+                   block_rows: int | None = None, progress: bool = True,
+                   frame_sources: Sequence[FrameSource] = ()) -> ImportResult:
+    """Align ``sources`` and ``frame_sources`` by id and stream them into a new store at ``out``."""
+    every = [*sources, *frame_sources]
+    dup = duplicates([s.name for s in every])
     if dup:
-        clash = next(s for s in sources[1:] if s.name == dup[0])
+        clash = next(s for s in every[1:] if s.name == dup[0])
         raise InputError(clash.path, f"feature name {dup[0]} given twice")
-    ids, n_incomplete, n_excluded = align(sources, drop_incomplete, exclude)
+    ids, n_incomplete, n_excluded = align(every, drop_incomplete, exclude)
     if not ids:
-        raise InputError(sources[0].path, "no ids left to import")
+        raise InputError(every[0].path, "no ids left to import")
     if n_incomplete:
         log.warning("left out %d ids that some feature lacks", n_incomplete)
-    specs = [FeatureSpec(s.name, s.dim, dtype, s.extractor, str(s.path)) for s in sources]
-    step = block_rows or block_rows_for([s.dim for s in sources])
     src_rows = []
-    for s in sources:
+    for s in every:
         pos = {i: r for r, i in enumerate(s.ids)}
         src_rows.append(np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids)))
-    meta = {"imported_from": [str(s.path) for s in sources], **(meta or {})}
-    with StoreWriter(out, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite) as w, \
+    specs = [FeatureSpec(s.name, s.dim, dtype, s.extractor, str(s.path)) for s in sources]
+    frame_specs = [FrameSpec(s.name, s.dim, dtype, s.extractor, str(s.path), rows=int(s.counts[rows].sum()),
+                             max_frames=s.max_frames) for s, rows in zip(frame_sources, src_rows[len(sources):])]
+    # a frame feature moves up to (most frames of a video) rows per video of a block
+    step = block_rows or block_rows_for([s.dim for s in sources] + [s.dim * int(s.counts.max()) for s in frame_sources])
+    meta = {"imported_from": [str(s.path) for s in every], **(meta or {})}
+    with StoreWriter(out, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite,
+                     frames=frame_specs) as w, \
             tqdm(total=len(ids), unit="rows", disable=None if progress else True, desc="import") as bar:
         for start in range(0, len(ids), step):
             stop = min(start + step, len(ids))
             for s, rows in zip(sources, src_rows):
                 w.append(s.name, s.read(rows[start:stop]))
+            for s, rows in zip(frame_sources, src_rows[len(sources):]):
+                w.append_frames(s.name, s.read(rows[start:stop]))
             bar.update(stop - start)
         path = w.finish()
-    return ImportResult(path, len(ids), {s.name: s.dim for s in sources}, n_incomplete, n_excluded)
+    return ImportResult(path, len(ids), {s.name: s.dim for s in sources}, n_incomplete, n_excluded,
+                        {s.name: s.dim for s in frame_sources})
 
 
-def import_bigfile(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, **kw) -> ImportResult:
-    """One or more BigFile folders -> one store; feature names are the folder names (``X3D_L``)."""
-    return import_sources([bigfile_source(d) for d in dirs], out, **kw)
+def import_bigfile(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, frames: Sequence[str | os.PathLike] = (),
+                   max_frames: int = 50, **kw) -> ImportResult:
+    """One or more BigFile folders (and frame-level BigFile folders ``frames``, at most ``max_frames`` frames
+    per video) -> one store; feature names are the folder names (``X3D_L``)."""
+    return import_sources([bigfile_source(d) for d in dirs], out,
+                          frame_sources=[frame_bigfile_source(d, max_frames) for d in frames], **kw)
 
 
 def import_npy(arrays: Sequence[str | os.PathLike], ids: str | os.PathLike, out: str | os.PathLike,

@@ -104,11 +104,8 @@ def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.Pat
     out = Path(out)
     if out.exists() and not force:
         raise InputError(out, "already exists (use --force to overwrite)")
-    if cfg.frame is not None:
-        raise InputError(loaded.path, "indexing frame-level (LAFF-ml) models is not supported yet: the "
-                                      "collection store holds video-level features only")
     store = open_store(collection)
-    check_video_features(cfg, store.dims, store.path)
+    check_video_features(cfg, {**store.frame_dims, **store.dims}, store.path)
     n, dim = len(store), cfg.spaces * cfg.space_size
     attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "spaces": cfg.spaces,
              "space_size": cfg.space_size, "model_fingerprint": loaded.fingerprint, "model_name": cfg.name,
@@ -136,7 +133,9 @@ def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.Pat
             while start < n:
                 rows = slice(start, min(start + batch_size, n))
                 feats = {name: torch.from_numpy(store.get(name, rows, dtype=np.float32)).to(device) for name in names}
-                emb = net.encode_video(feats).reshape(rows.stop - rows.start, dim)
+                frames = () if cfg.frame is None else [torch.from_numpy(a).to(device)
+                                                       for a in store.frames(cfg.frame.name, rows)]
+                emb = net.encode_video(feats, *frames).reshape(rows.stop - rows.start, dim)
                 f["embeddings"][rows] = emb.cpu().numpy().astype(np.float16)
                 f.attrs["rows_done"] = rows.stop  # written after the rows: a crash never skips any
                 f.flush()

@@ -4,7 +4,8 @@ the files written and where this differs from the official code.
 
 DATA is one collection directory in RUC's layout (``ROOT/COLLECTION``, e.g. ``~/VisualSearch/msrvtt10ktrain``):
 ``TextData/COLLECTION.caption.txt``, ``VideoSets/COLLECTION.txt``, and the video features the model config
-names, as BigFile folders ``FeatureData/<name>/`` or, with ``store``, features of an avs collection store.
+names, as BigFile folders ``FeatureData/<name>/`` (a LAFF-ml frame feature: ``FeatureData/frame/<name>/``, at
+most 50 frames per video) or, with ``store``, features of an avs collection store.
 Text features of kind ``clip`` / ``precomputed`` are read by caption id from a BigFile folder
 ``TextData/<name>/`` when there is one (as the official code reads its fine-tuned CLIP text features); a
 ``clip`` feature can instead be computed from a user-supplied CLIP checkpoint.
@@ -59,9 +60,16 @@ class CaptionData:
         return self.dataset.name
 
     def video_dims(self, names: Sequence[str]) -> dict[str, int]:
-        """Dimensions of the named video features this dataset has (absent ones are left out)."""
-        first = self.dataset.videos[:1]
-        return {n: int(self.dataset.vectors(n, first).shape[1]) for n in names if n in self.dataset.features}
+        """Dimensions of the named video (and frame) features this dataset has (absent ones are left out)."""
+        ds, first = self.dataset, self.dataset.videos[:1]
+        dims = {n: int(ds.vectors(n, first).shape[1]) for n in names if n in ds.features}
+        dims.update({n: ds.frame_dim(n) for n in names if n in ds.frame_features and n not in dims})
+        return dims
+
+
+def _video_names(config: ModelConfig) -> list[str]:
+    """The video-side features ``config`` reads, its frame feature included."""
+    return [f.name for f in config.video] + ([config.frame.name] if config.frame is not None else [])
 
 
 def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.PathLike | None = None) -> CaptionData:
@@ -72,12 +80,11 @@ def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.Path
     p = Path(path)
     if not p.is_dir():
         raise InputError(p, "not a collection directory (expected ROOT/COLLECTION in RUC's layout)")
-    if config.frame is not None:
-        raise InputError(p, f"config {config.name!r} fuses frame-level features (LAFF-ml); avs train and eval "
-                         "read video-level features only, so this config cannot be trained or scored here yet")
     names = [f.name for f in config.video]
     present = [n for n in names if (p / "FeatureData" / n).is_dir()] if store is None else ()
-    dataset = open_caption_dataset(p.parent, p.name, present, store)
+    frames = [config.frame.name] if config.frame is not None and store is None \
+        and (p / "FeatureData" / "frame" / config.frame.name).is_dir() else []
+    dataset = open_caption_dataset(p.parent, p.name, present, store, frame_features=frames)
     if dataset.captions.empty:
         raise InputError(p / "TextData" / f"{p.name}.caption.txt", "no captions")
     text = {}
@@ -90,6 +97,20 @@ def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.Path
 
 def _video_tensors(data: CaptionData, config: ModelConfig) -> dict[str, torch.Tensor]:
     return {f.name: torch.from_numpy(data.dataset.vectors(f.name)) for f in config.video}
+
+
+def _frame_reader(data: CaptionData, config: ModelConfig):
+    """LAFF-ml: a reader of (frames, mask) tensors for video positions in the video list; None for other models.
+    Frames are read per batch: all of a collection's frames need not fit in memory."""
+    if config.frame is None:
+        return None
+    name, videos = config.frame.name, data.dataset.videos
+
+    def read(positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, mask = data.dataset.frames(name, [videos[i] for i in positions])
+        return torch.from_numpy(frames), torch.from_numpy(mask)
+
+    return read
 
 
 def _caption_video_index(data: CaptionData) -> np.ndarray:
@@ -147,20 +168,24 @@ def encode_captions(model: TextVideoModel, featurizer, texts: Sequence[str], ids
 
 @torch.no_grad()
 def encode_videos(model: TextVideoModel, feats: dict[str, torch.Tensor], batch_size: int = 256,
-                  device="cpu") -> torch.Tensor:
-    """(V, S, d) video embeddings from video-level features (name -> (V, dim)), on the CPU."""
+                  device="cpu", frames: Callable | None = None) -> torch.Tensor:
+    """(V, S, d) video embeddings from video-level features (name -> (V, dim)), on the CPU. LAFF-ml models also
+    need ``frames``: video positions -> the (frames, mask) tensors ``TextVideoModel.encode_video`` takes."""
     model.eval()
     n = len(next(iter(feats.values())))
-    return torch.cat([model.encode_video({k: v[i:i + batch_size].to(device) for k, v in feats.items()}).cpu()
-                      for i in range(0, n, batch_size)])
+    out = []
+    for i in range(0, n, batch_size):
+        extra = () if frames is None else [t.to(device) for t in frames(range(i, min(i + batch_size, n)))]
+        out.append(model.encode_video({k: v[i:i + batch_size].to(device) for k, v in feats.items()}, *extra).cpu())
+    return torch.cat(out)
 
 
 def score_captions(model: TextVideoModel, featurizer, data: CaptionData, video_feats: dict[str, torch.Tensor],
-                   batch_size: int = 256, device="cpu") -> torch.Tensor:
+                   batch_size: int = 256, device="cpu", frames: Callable | None = None) -> torch.Tensor:
     """(captions, videos) similarity matrix of ``data``, rows in caption-file order, columns in video-list order."""
     caps = data.dataset.captions
     t = encode_captions(model, featurizer, caps["text"].tolist(), caps["caption_id"].tolist(), batch_size, device)
-    v = encode_videos(model, video_feats, batch_size, device)
+    v = encode_videos(model, video_feats, batch_size, device, frames)
     return model.similarity(t, v)
 
 
@@ -177,7 +202,7 @@ def evaluate_retrieval(model_dir: str | os.PathLike, data_path: str | os.PathLik
     loaded = load_model(model_dir, device)
     cfg = loaded.config
     data = open_data(data_path, cfg, store)
-    check_video_features(cfg, data.video_dims([f.name for f in cfg.video]), data.path)
+    check_video_features(cfg, data.video_dims(_video_names(cfg)), data.path)
     w2v_path = word2vec or loaded.meta.get("word2vec")
     # the GRU's word embeddings are in the weights: only a w2v feature reads word2vec at scoring time
     w2v = Word2Vec.load(w2v_path) if w2v_path and any(f.kind == "w2v" for f in cfg.text) else None
@@ -185,7 +210,8 @@ def evaluate_retrieval(model_dir: str | os.PathLike, data_path: str | os.PathLik
                          clip_bpe or loaded.meta.get("clip_bpe"), device)
     featurizer = _featurizer(cfg, loaded.vocabs, data, w2v, clip)
     _check_text_dims(cfg, featurizer, data.path)
-    scores = score_captions(loaded.model, featurizer, data, _video_tensors(data, cfg), batch_size, device)
+    scores = score_captions(loaded.model, featurizer, data, _video_tensors(data, cfg), batch_size, device,
+                            _frame_reader(data, cfg))
     return text_video_metrics(scores, _caption_video_index(data))
 
 
@@ -290,7 +316,7 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
                              "continue it or --force to start over")
         shutil.rmtree(work)
 
-    vnames = [f.name for f in cfg.video]
+    vnames = _video_names(cfg)
     check_video_features(cfg, train_data.video_dims(vnames), train_data.path)
     check_video_features(cfg, val_data.video_dims(vnames), val_data.path)
 
@@ -360,6 +386,7 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     cap_video = torch.from_numpy(_caption_video_index(train_data))
     train_video = _video_tensors(train_data, cfg)
     val_video = _video_tensors(val_data, cfg)
+    train_frames, val_frames = _frame_reader(train_data, cfg), _frame_reader(val_data, cfg)
     val_caption_video = _caption_video_index(val_data)
     stopped_early = since_best >= patience
     for epoch in range(start + 1, epochs + 1):
@@ -377,8 +404,9 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
             text_in = _to(featurizer.featurize([texts[i] for i in rows], [cap_ids[i] for i in rows]), device)
             vids = cap_video[idx]
             video_in = {k: v[vids].to(device) for k, v in train_video.items()}
+            frames_in = () if train_frames is None else [t.to(device) for t in train_frames(vids.tolist())]
             same = (vids[:, None] == vids[None, :]).to(device) if mask_same_video else None
-            loss = model.loss(model.encode_text(text_in), model.encode_video(video_in), same)
+            loss = model.loss(model.encode_text(text_in), model.encode_video(video_in, *frames_in), same)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -388,7 +416,7 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
             bar.set_postfix(loss=f"{batch_loss:.3f}")
         bar.close()
 
-        scores = score_captions(model, val_featurizer, val_data, val_video, eval_batch_size, device)
+        scores = score_captions(model, val_featurizer, val_data, val_video, eval_batch_size, device, val_frames)
         val = retrieval_metrics(scores, [[int(v)] for v in val_caption_video])
         value = val[metric]
         step_lr.step()

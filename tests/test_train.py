@@ -127,8 +127,9 @@ def test_user_mistakes_are_input_errors(tmp_path, run_cli):
     cfg = small_config(text=(("bow", "bow"), ("w2v", "w2v")))
     with pytest.raises(InputError, match="word2vec"):
         train(cfg, open_data(data, cfg), open_data(data, cfg), tmp_path / "m", vocab_threshold=1, progress=False)
-    with pytest.raises(InputError, match="LAFF-ml"):
-        open_data(data, load_config("laff_ml"))
+    ml = load_config("laff_ml")
+    with pytest.raises(InputError, match="clip_ft_frames is missing"):
+        train(ml, open_data(data, ml), open_data(data, ml), tmp_path / "m", vocab_threshold=1, progress=False)
     with pytest.raises(InputError, match="not a collection directory"):
         open_data(tmp_path / "nowhere", small_config())
 

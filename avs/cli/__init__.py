@@ -56,5 +56,7 @@ from . import model as _model  # noqa: E402
 from . import search as _search  # noqa: E402
 from . import train as _train  # noqa: E402
 from . import demo as _demo  # noqa: E402
+from . import report as _report  # noqa: E402
+from . import official as _official  # noqa: E402
 
 __all__ = ["cli", "main"]

@@ -54,7 +54,8 @@ def _import_kwargs(out, name, dtype, drop_incomplete, excludes, allow_nonfinite,
 
 def _report(result) -> None:
     dims = ", ".join(f"{k} ({v})" for k, v in result.features.items())
-    click.echo(f"{result.path}: {result.rows} rows; features {dims}", err=True)
+    frames = "".join(f", {k} ({v}, frames)" for k, v in result.frame_features.items())
+    click.echo(f"{result.path}: {result.rows} rows; features {dims}{frames}", err=True)
     if result.dropped_incomplete:
         click.echo(f"  left out {result.dropped_incomplete} ids that some feature lacks", err=True)
     if result.excluded:
@@ -63,12 +64,16 @@ def _report(result) -> None:
 
 @import_group.command("bigfile")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--frames", "frame_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Frame-level BigFile folder (FeatureData/frame/<name>, ids <videoid>_<frameidx>); repeatable.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Keep the first this many frames of a video (by frame index), as LAFF-ml does.")
 @_common_options
-def import_bigfile(dirs, **opts) -> None:
+def import_bigfile(dirs, frame_dirs, max_frames, **opts) -> None:
     """Import RUC BigFile feature folders (shape.txt, id.txt, feature.bin), aligned by id."""
     from ..importers import import_bigfile as run
 
-    _report(run(dirs, **_import_kwargs(**opts)))
+    _report(run(dirs, frames=frame_dirs, max_frames=max_frames, **_import_kwargs(**opts)))
 
 
 @import_group.command("npy")
@@ -108,6 +113,9 @@ def info(store: str, fmt: str) -> None:
     if fmt == "table":
         click.echo(f"{d['path']}: collection {d['name']}, {d['rows']} ids ({d['first_id']} .. {d['last_id']}), "
                    f"{d['size_bytes'] / 1e6:.1f} MB")
+    if d["frames"]:  # one table for both levels; frame counts only apply to frame-level rows
+        frames = pd.DataFrame(d["frames"]).astype({"frames": "Int64", "max_frames": "Int64"})
+        feats = pd.concat([feats.assign(level="video"), frames.assign(level="frame")], ignore_index=True)
     emit(feats, fmt)
 
 
