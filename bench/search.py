@@ -109,15 +109,14 @@ def measure(what: str, n: int, q: int, build_shots: int) -> dict:
             block[:rows] @ qt
             done += rows
         return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
-    if what in ("build", "build_floor"):
+    if what in ("build", "build_floor", "build_setup"):
         return measure_build(what, build_shots)
     raise ValueError(what)
 
 
 def measure_build(what: str, n: int) -> dict:
     """Index build on a simulated store with the paper's four video features vs. the bare projections."""
-    import dataclasses
-    import tempfile
+    import shutil
 
     import torch
 
@@ -128,6 +127,15 @@ def measure_build(what: str, n: int) -> dict:
     cfg = load_config("laff").with_dims(text={"bow": 1000, "gru": 1000})
     dims = {f.name: f.dim for f in cfg.video}
     rng = np.random.default_rng(2)
+    store, model, out = CACHE / f"sim_store_{n}.h5", CACHE / "sim_laff_model", CACHE / f"sim_index_build_{n}.h5"
+    if what == "build_setup":  # its own process, so that the build's peak RSS is the build's alone
+        if not store.exists():
+            ids = [f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)]
+            write_store(store, ids, {k: rng.standard_normal((n, d), dtype=np.float32) for k, d in dims.items()},
+                        dtype="float16")
+        if not model.exists():
+            save_model(TextVideoModel(cfg).eval(), model)
+        return {"seconds": 0.0, "rss_gb": peak_rss_gb()}
     if what == "build_floor":
         blocks = {k: torch.from_numpy(rng.standard_normal((2048, d), dtype=np.float32)) for k, d in dims.items()}
         weights = {k: torch.randn(d, DIM) for k, d in dims.items() if k != "clip_ft"}
@@ -137,14 +145,13 @@ def measure_build(what: str, n: int) -> dict:
                 for k, w in weights.items():
                     blocks[k] @ w
         return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        ids = [f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)]
-        write_store(Path(tmp) / "store.h5", ids, {k: rng.standard_normal((n, d), dtype=np.float32)
-                                                  for k, d in dims.items()}, dtype="float16")
-        save_model(TextVideoModel(dataclasses.replace(cfg)).eval(), Path(tmp) / "model")
-        t = time.perf_counter()
-        build_index(Path(tmp) / "model", Path(tmp) / "store.h5", Path(tmp) / "index.h5", progress=False)
-        return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
+    t = time.perf_counter()
+    build_index(model, store, out, progress=False, force=True)
+    secs = time.perf_counter() - t
+    out.unlink()
+    shutil.rmtree(model)
+    store.unlink()
+    return {"seconds": secs, "rss_gb": peak_rss_gb()}
 
 
 def child(what: str, args) -> dict:
@@ -166,14 +173,16 @@ def main() -> None:
         return
     print(describe())
     build_sim_index(args.shots)
+    child("read", args)  # warm the page cache, so that the read floor and the search both find the file there
     read, mm = child("read", args), child("matmul", args)
     s = child("search", args)
     floor = max(read["seconds"], mm["seconds"])
     print(f"search: {args.topics} topics x {args.shots:,} shots (SIMULATED index, 8x512 float16), top 1000 exact")
     print(f"  search         {s['seconds']:7.2f} s   peak RSS {s['rss_gb']:.2f} GB")
-    print(f"  floor: read    {read['seconds']:7.2f} s   (one sequential pass over the index bytes, page cache)")
+    print(f"  floor: read    {read['seconds']:7.2f} s   (one sequential pass over the index bytes, warm page cache)")
     print(f"  floor: matmul  {mm['seconds']:7.2f} s   (bare float32 product of the same shape, in memory)")
     print(f"  ratio search / floor = {s['seconds'] / floor:.2f}")
+    child("build_setup", args)
     b, bf = child("build", args), child("build_floor", args)
     print(f"index build: {args.build_shots:,} shots (SIMULATED store, paper LAFF video side, float16 store)")
     print(f"  build          {b['seconds']:7.2f} s   {args.build_shots / b['seconds']:,.0f} shots/s   "

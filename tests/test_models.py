@@ -115,7 +115,7 @@ def test_laff_head_masking_matches_zero_padding():
 def test_multi_head_laff_heads_see_their_slices():
     mh = MultiHeadLaff(8, 2)
     feats = torch.randn(2, 3, 8)
-    out, w = mh(feats)
+    out, w = mh(list(feats.unbind(1)))
     assert out.shape == (2, 2, 4) and w.shape == (2, 2, 3)
     assert torch.allclose(out[:, 1], mh.blocks[1](feats[:, :, 4:])[0])
 

@@ -104,6 +104,21 @@ def test_search_equals_float64_brute_force(built):
     assert sorted(top, reverse=True) == top and set(top) == {ids[5], *ids[10:20]}
 
 
+def test_chunked_index_gives_the_same_ranking(built, tmp_path):
+    """An index written by another tool with a chunked layout is read through h5py, with the same result."""
+    tmp, out, ids, _ = built
+    chunked = tmp_path / "chunked.h5"
+    with h5py.File(out, "r") as src, h5py.File(chunked, "w") as dst:
+        dst.attrs.update(src.attrs)
+        dst.create_dataset("ids", data=src["ids"][()])
+        dst.create_dataset("embeddings", data=src["embeddings"][()], chunks=(64, 32))
+    a, b = I.open_index(out), I.open_index(chunked)
+    assert b.memmap() is None
+    q = weighted_queries(np.random.default_rng(5).standard_normal((3, 4, 8)).astype(np.float32), a.space_weights)
+    for x, y in zip(search(a, q, k=40, block_rows=50), search(b, q, k=40, block_rows=50)):
+        assert x.shots == y.shots and np.array_equal(x.scores, y.scores)
+
+
 def test_exclude_and_small_collections(built):
     tmp, out, ids, _ = built
     idx = I.open_index(out)

@@ -17,11 +17,19 @@ def l2_normalize(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return x / (x.norm(dim=dim, keepdim=True) + L2_EPS)
 
 
+class _Tanh(nn.Module):
+    """tanh in place: the Linear before it does not need its output for backward, and big fresh buffers cost
+    page faults at collection scale."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.tanh_()
+
+
 class Projection(nn.Sequential):
     """Linear(in→D) → tanh → Dropout [→ BatchNorm]; Xavier-uniform weights, zero bias (official TransformNet)."""
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, batch_norm: bool):
-        layers: list[nn.Module] = [nn.Linear(in_dim, out_dim), nn.Tanh()]
+        layers: list[nn.Module] = [nn.Linear(in_dim, out_dim), _Tanh()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         if batch_norm:
@@ -69,18 +77,28 @@ class LaffHead(nn.Module):
 
 
 class MultiHeadLaff(nn.Module):
-    """H independent LAFF heads, head h fusing dims [h·D/H, (h+1)·D/H) of every feature (split_head)."""
+    """H independent LAFF heads, head h fusing dims [h·D/H, (h+1)·D/H) of every feature (split_head).
+
+    Takes the features as a list of (B, D) tensors and computes all heads at once, never materialising the
+    (B, L, D) stack: one pass over the features for the logits, one for the weighted sum.
+    """
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads = heads
         self.blocks = nn.ModuleList(LaffHead(dim // heads) for _ in range(heads))
 
-    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, n, d = feats.shape
-        parts = feats.view(b, n, self.heads, d // self.heads)
-        outs, weights = zip(*(blk(parts[:, :, h]) for h, blk in enumerate(self.blocks)))
-        return torch.stack(outs, 1), torch.stack(weights, 1)
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        b, d = feats[0].shape
+        w = torch.cat([blk.logit.weight for blk in self.blocks])            # (H, d_h)
+        bias = torch.cat([blk.logit.bias for blk in self.blocks])          # (H,)
+        parts = [f.view(b, self.heads, d // self.heads) for f in feats]
+        logits = torch.stack([torch.einsum("bhd,hd->bh", p, w) for p in parts], -1) + bias[:, None]
+        weights = torch.softmax(logits, dim=-1)                              # (B, H, L)
+        fused = weights[..., 0, None] * parts[0]
+        for i in range(1, len(parts)):
+            fused = fused.addcmul_(weights[..., i, None], parts[i])
+        return l2_normalize(fused), weights
 
 
 class SelfAttentionFusion(nn.Module):

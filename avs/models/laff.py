@@ -53,10 +53,13 @@ class Side(nn.Module):
         if not self.transforms:  # concat, je text side
             joined = torch.cat(inputs, dim=1)
             return torch.stack([l2_normalize(p(joined)) for p in self.joint], 1), None
-        projected = torch.stack([t(x) for t, x in zip(self.transforms, inputs)], 1)   # (B, L, D)
+        projected = [t(x) for t, x in zip(self.transforms, inputs)]          # L × (B, D)
+        if isinstance(self.fusion, MultiHeadLaff):
+            return self.fusion(projected)
+        stacked = torch.stack(projected, 1)                                  # (B, L, D)
         if self.fusion is None:  # je video side: every feature is its own space
-            return l2_normalize(projected), None
-        return self.fusion(projected)
+            return l2_normalize(stacked), None
+        return self.fusion(stacked)
 
 
 class TextVideoModel(nn.Module):
