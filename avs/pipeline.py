@@ -14,7 +14,7 @@ from .index import open_index
 from .models import load_model
 from .runs import Item, Run, RunInfo, TopicResult
 from .search import search
-from .shots import read_shot_list
+from .shots import shots_to_exclude
 from .topics import TopicSet, read_topics
 
 TASK_CODE = {"main": "M", "progress": "P"}
@@ -45,7 +45,7 @@ def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike
         embs.append(encode_topics(loaded, featurizer, TopicSet([topic]))[0])
         encode_s.append(time.perf_counter() - t)
     queries = weighted_queries(np.stack(embs), idx.space_weights)
-    skip = read_shot_list(exclude) if exclude is not None else ()
+    skip = sorted(shots_to_exclude(exclude)) if exclude is not None else ()
     t = time.perf_counter()
     hits = search(idx, queries, k=k, exclude=skip, progress=progress)
     scan_share = (time.perf_counter() - t) / len(ts)

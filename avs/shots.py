@@ -78,6 +78,14 @@ def dropped_shots(collection: str = "V3C1") -> frozenset[str]:
         return frozenset(read_shot_list(p))
 
 
+def shots_to_exclude(spec: str | os.PathLike) -> frozenset[str]:
+    """Ids named by ``spec``: a shot-list file, or a collection name with a shipped dropped-shots list
+    (``V3C1``) when no file of that name exists."""
+    if str(spec) in DROPPED_LISTS and not os.path.exists(spec):
+        return dropped_shots(str(spec))
+    return frozenset(read_shot_list(spec, require_shot_ids=False))
+
+
 def drop_shots(ids: Iterable[str], dropped: Iterable[str]) -> list[str]:
     """``ids`` without the ``dropped`` ones, order kept."""
     gone = frozenset(dropped)

@@ -57,3 +57,14 @@ def test_read_shot_list(tmp_path):
     assert read_shot_list(p, require_shot_ids=False) == ["shot00001_1", "video7"]
     with pytest.raises(InputError, match="No such file or directory"):
         read_shot_list(tmp_path / "nope")
+
+
+def test_shots_to_exclude(tmp_path):
+    from avs.shots import shots_to_exclude
+
+    assert len(shots_to_exclude("V3C1")) == 8 and "shot05037_1" in shots_to_exclude("V3C1")
+    p = tmp_path / "list.txt"
+    p.write_text("shot00001_1\nshot00002_3\n")
+    assert shots_to_exclude(p) == {"shot00001_1", "shot00002_3"}
+    with pytest.raises(InputError, match="No such file"):
+        shots_to_exclude(tmp_path / "V3C2")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 import pandas as pd
@@ -41,13 +40,12 @@ def _common_options(f):
 
 def _import_kwargs(out, name, dtype, drop_incomplete, excludes, allow_nonfinite, force) -> dict:
     from ..fileio import check_writable
-    from ..shots import DROPPED_LISTS, dropped_shots, read_shot_list
+    from ..shots import shots_to_exclude
 
     check_writable(out, force)  # refuse before reading any input
     exclude: set[str] = set()
     for e in excludes:
-        shipped = e in DROPPED_LISTS and not os.path.exists(e)
-        exclude |= dropped_shots(e) if shipped else set(read_shot_list(e, require_shot_ids=False))
+        exclude |= shots_to_exclude(e)
     return dict(out=out, name=name, dtype=dtype, drop_incomplete=drop_incomplete, exclude=exclude,
                 allow_nonfinite=allow_nonfinite, force=force)
 

@@ -33,7 +33,7 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="XML run to write (default runs/<run-id>.xml).")
 @click.option("--trec", type=click.Path(dir_okay=False), help="Also write the run in TREC format here.")
 @click.option("--topk", type=click.IntRange(1, 1000), default=1000, show_default=True)
-@click.option("--exclude", type=click.Path(dir_okay=False), help="Shot list to leave out (e.g. dropped shots).")
+@click.option("--exclude", help="Shot list file to leave out, or V3C1 for the shipped list of its dropped shots.")
 @click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the one the model was trained with).")
 @click.option("--pid", help="Participant id.")
 @click.option("--priority", type=click.IntRange(1, 10), help="Run priority.")
