@@ -56,10 +56,7 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
         table = table.loc[["all"]]
     click.echo("infAP (NIST xinfAP)" + (" - strict mode" if strict else "")
                + (" against the SIMULATED demo judgments" if simulated else ""))
-    emit(table.reset_index(), "table")
-    click.echo("\nmean infAP per topic label")
-    emit(E.label_means(evals, label_table, topic_prefix).reset_index(), "table")
-    for name, ev in evals.items():
+    for name, ev in evals.items():  # before the tables, so that the output ends with them
         if ev.mode == "strict" and ev.missing_topics:
             click.echo(f"strict: {name}: {len(ev.missing_topics)} qrels topic(s) missing from the run, scored 0")
         elif ev.missing_topics:
@@ -67,3 +64,6 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
                        f"the means (as sample_eval.pl does; --strict counts them as 0)")
         if ev.ignored_topics:
             click.echo(f"note: {name}: run topic(s) not in the qrels ignored: {', '.join(ev.ignored_topics[:5])}")
+    emit(table.reset_index(), "table")
+    click.echo("\nmean infAP per topic label")
+    emit(E.label_means(evals, label_table, topic_prefix).reset_index(), "table")
