@@ -129,9 +129,12 @@ class StoreWriter:
         self.allow_nonfinite = allow_nonfinite
         self._filled = dict.fromkeys(names, 0)
         self._frames_filled = dict.fromkeys(self.frame_specs, 0)  # frame rows written, per frame feature
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.part"
-        self._f = h5py.File(self.tmp, "w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = h5py.File(self.tmp, "w")
+        except OSError as e:
+            raise InputError(self.path, f"cannot write here: {e.strerror or e}") from None
         try:
             self._create(name, meta)
         except BaseException:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .fileio import current_umask
 
 DEMO_VERSION = 1
 SHOTS = 10_000
@@ -76,10 +77,14 @@ def build(root: str | os.PathLike | None = None, force: bool = False, progress: 
     from .train import open_data, train
 
     demo = Demo(Path(root) if root is not None else default_root())
-    if demo.root.exists() and not force:
-        raise InputError(demo.root, "already exists (use --force to rebuild)")
+    if demo.root.exists():
+        if not _is_demo(demo):  # whatever else the folder holds is not ours to delete
+            raise InputError(demo.root, "exists and is not an avs demo folder; choose another place")
+        if not force:
+            raise InputError(demo.root, "already exists (use --force to rebuild)")
     demo.root.parent.mkdir(parents=True, exist_ok=True)
     work = Demo(Path(tempfile.mkdtemp(prefix=f".{demo.root.name}.", suffix=".part", dir=demo.root.parent)))
+    os.chmod(work.root, 0o777 & ~current_umask())  # mkdtemp makes 0700; the demo is shareable
     try:
         times = {}
         t = time.perf_counter()
@@ -103,6 +108,13 @@ def build(root: str | os.PathLike | None = None, force: bool = False, progress: 
         shutil.rmtree(work.root, ignore_errors=True)
         raise
     return demo
+
+
+def _is_demo(demo: Demo) -> bool:
+    try:
+        return json.loads(demo.manifest.read_text()).get("simulated") is True
+    except (OSError, ValueError):
+        return not any(demo.root.iterdir())  # an empty folder may be used
 
 
 def _config():

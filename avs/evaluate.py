@@ -37,7 +37,8 @@ def evaluate_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrel
     return out
 
 
-def _nist_num(topic: str, prefix: str) -> int | None:
+def topic_number(topic: str, prefix: str = DEFAULT_PREFIX) -> int | None:
+    """NIST topic number of an evaluation topic id, or None when it does not carry the prefix."""
     try:
         return nist_topic_num(topic, prefix)
     except ValueError:
@@ -60,9 +61,9 @@ def infap_table(evals: dict[str, Evaluation], prefix: str = DEFAULT_PREFIX) -> p
     """
     cols = {name: ev.per_topic["infAP"] for name, ev in evals.items()}
     df = pd.DataFrame(cols)
-    df = df.loc[sorted(df.index, key=lambda t: (_nist_num(t, prefix) or 0, t))]
+    df = df.loc[sorted(df.index, key=lambda t: (topic_number(t, prefix) or 0, t))]
     texts = shipped_topic_texts()
-    df.insert(0, "text", [texts.get(_nist_num(t, prefix), "") for t in df.index])
+    df.insert(0, "text", [texts.get(topic_number(t, prefix), "") for t in df.index])
     names = list(evals)
     for name in names[1:]:
         diff = df[name] - df[names[0]]
@@ -82,7 +83,7 @@ def label_means(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]],
     table: dict[str, list] = {}
     index = list(LABELS)
     for name, ev in evals.items():
-        nums = {t: _nist_num(t, prefix) for t in ev.per_topic.index}
+        nums = {t: topic_number(t, prefix) for t in ev.per_topic.index}
         means, counts = [], []
         for lab in LABELS:
             topics = [t for t, n in nums.items() if n in labels and lab in labels[n]]

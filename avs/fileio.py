@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -30,9 +31,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", force: bool = False,
     A ``.gz`` suffix writes gzip. An interrupted or failed write leaves nothing at ``path``.
     """
     p = check_writable(path, force)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    except OSError as e:
+        raise InputError(p, f"cannot write here: {e.strerror or e}") from None
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
             stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw
@@ -42,12 +46,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", force: bool = False,
                 if binary:
                     yield stream
                 else:
-                    import io
                     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
                     yield text
                     text.flush()
                     text.detach()
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should be shareable like any file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; results should be shareable like any file
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -55,7 +58,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", force: bool = False,
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

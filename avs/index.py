@@ -1,6 +1,6 @@
 """Shot indexes: every shot of a collection encoded once into a model's joint spaces.
 
-HDF5 layout (docs/index.md)::
+HDF5 layout (docs/index-and-search.md)::
 
     /ids          (N,)      UTF-8 shot ids, the collection store's order
     /embeddings   (N, S·d)  float16; row = the S unit vectors of one shot, concatenated (contiguous layout)

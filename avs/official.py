@@ -297,7 +297,6 @@ def plan_import(state: Mapping[str, torch.Tensor], extras: dict | None = None, s
         raise _refuse(source, f"{heads} video heads of {head_dim} but {text_heads} text heads of {text_head_dim}")
     notes = _check_options(state, extras or {}, source)
 
-    pairs: list[tuple[str, str]] = []  # (official module prefix, role) in avs order
     dims: dict[str, tuple[int | None, int, bool]] = {}
     video = []
     for name in _feature_names(state, _VIS):

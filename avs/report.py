@@ -16,10 +16,10 @@ import pandas as pd
 from scipy import stats
 
 from trec_eval_compat.evaluate import Evaluation, Qrels
-from trec_eval_compat.ids import DEFAULT_PREFIX, nist_topic_num
+from trec_eval_compat.ids import DEFAULT_PREFIX
 
 from .errors import InputError
-from .evaluate import evaluate_runs, infap_table, label_means, load_labels, run_name
+from .evaluate import evaluate_runs, infap_table, label_means, load_labels, run_name, topic_number
 from .fileio import atomic_write, check_writable
 from .topics import LABELS
 
@@ -112,13 +112,6 @@ class Comparison:
     tests: pd.DataFrame
 
 
-def _num(topic: str, prefix: str) -> int | None:
-    try:
-        return nist_topic_num(topic, prefix)
-    except ValueError:
-        return None
-
-
 def compare_evaluations(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]], baseline: str | None = None,
                         permutations: int = PERMUTATIONS, seed: int = SEED,
                         prefix: str = DEFAULT_PREFIX) -> Comparison:
@@ -129,7 +122,7 @@ def compare_evaluations(evals: dict[str, Evaluation], labels: dict[int, frozense
         raise InputError(None, f"baseline {baseline!r} is not one of the runs ({', '.join(evals)})")
     ordered = {baseline: evals[baseline], **{k: v for k, v in evals.items() if k != baseline}}
     table = infap_table(ordered, prefix)
-    nums = [_num(t, prefix) for t in table.index]
+    nums = [topic_number(t, prefix) for t in table.index]
     for i, lab in enumerate(LABELS):
         table.insert(1 + i, lab, [CHECK if n in labels and lab in labels[n] else "" for n in nums])
     base = ordered[baseline].per_topic["infAP"]
@@ -205,14 +198,25 @@ def comparison_markdown(c: Comparison) -> str:
             f"{markdown_table(c.tests)}")
 
 
-def write_outputs(out_dir: str | os.PathLike, files: dict[str, str | bytes], force: bool = False) -> list[Path]:
-    """Write each named file into ``out_dir`` atomically, after checking that none would be overwritten
-    without ``force`` (so a refusal leaves nothing half-written)."""
+COMPARISON_FILES = ("per_topic.csv", "labels.csv", "tests.csv", "compare.md", "per_topic.png", "labels.png")
+
+
+def check_outputs(out_dir: str | os.PathLike, names, force: bool = False) -> dict[str, Path]:
+    """Refuse, before any work, an output folder that is a file or holds any of ``names`` (without ``force``)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")
-    targets = {name: check_writable(out / name, force) for name in files}
-    out.mkdir(parents=True, exist_ok=True)
+    return {name: check_writable(out / name, force) for name in names}
+
+
+def write_outputs(out_dir: str | os.PathLike, files: dict[str, str | bytes], force: bool = False) -> list[Path]:
+    """Write each named file into ``out_dir`` atomically, after checking that none would be overwritten
+    without ``force`` (so a refusal leaves nothing half-written)."""
+    targets = check_outputs(out_dir, files, force)
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(out_dir, f"cannot write here: {e.strerror or e}") from None
     return [atomic_write(targets[name], data, force=force) for name, data in files.items()]
 
 
@@ -221,12 +225,10 @@ def comparison_files(c: Comparison) -> dict[str, str | bytes]:
     from .plots import label_bars, per_topic_bars
 
     topics = c.per_topic.drop(index="all")
-    return {"per_topic.csv": c.per_topic.reset_index().to_csv(index=False),
-            "labels.csv": c.label_means.reset_index().to_csv(index=False),
-            "tests.csv": c.tests.to_csv(index=False),
-            "compare.md": comparison_markdown(c),
-            "per_topic.png": per_topic_bars(topics[c.runs], "infAP per topic"),
-            "labels.png": label_bars(c.label_means[c.runs], "mean infAP per topic label")}
+    return dict(zip(COMPARISON_FILES, (
+        c.per_topic.reset_index().to_csv(index=False), c.label_means.reset_index().to_csv(index=False),
+        c.tests.to_csv(index=False), comparison_markdown(c), per_topic_bars(topics[c.runs], "infAP per topic"),
+        label_bars(c.label_means[c.runs], "mean infAP per topic label"))))
 
 
 def write_comparison(c: Comparison, out_dir: str | os.PathLike, force: bool = False) -> list[Path]:
@@ -235,4 +237,5 @@ def write_comparison(c: Comparison, out_dir: str | os.PathLike, force: bool = Fa
 
 __all__ = ["PERMUTATIONS", "SEED", "RandomizationResult", "randomization_test", "paired_tests", "Comparison",
            "compare_evaluations", "compare_runs", "markdown_table", "comparison_markdown", "write_outputs",
+           "check_outputs", "COMPARISON_FILES",
            "comparison_files", "write_comparison"]

@@ -185,6 +185,9 @@ def to_trec(run: Run, prefix: str = DEFAULT_PREFIX) -> str:
         prev = None
         for rank, it in enumerate(t.items, 1):
             key = (_score(it, rank), it.shot)
+            if not math.isfinite(key[0]):
+                raise InputError(run.path, f"topic {num}: rank {rank} ({it.shot}) has score {key[0]}; evaluators "
+                                           "need finite scores")
             if prev is not None and key > prev:
                 raise InputError(run.path, f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
                                            f"ranking (evaluators sort by score, then shot id descending)")
@@ -278,8 +281,11 @@ def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
     shot_set = set(read_shot_list(shots)) if shots is not None else None
     p = os.fspath(path)
     if tio.looks_like_xml(path):
-        with tio.open_binary(path) as f:
-            data = f.read()
+        try:
+            with tio.open_binary(path) as f:
+                data = f.read()
+        except (OSError, EOFError) as e:  # truncated or corrupt gzip
+            raise InputError(path, f"cannot read: {e}") from None
         return _xml_problems(data, p, year, topic_nums, shot_set)
     try:
         lines = tio.read_run(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from importlib import resources
-from pathlib import Path
 from typing import Iterable
 
 from trec_eval_compat.io import iter_lines

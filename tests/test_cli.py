@@ -30,3 +30,39 @@ def test_console_script_installed_no_traceback(tmp_path):
 def test_trec_eval_compat_does_not_import_torch():
     code = "import sys, trec_eval_compat.evaluate, trec_eval_compat.__main__; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_demo_never_deletes_a_foreign_folder(tmp_path):
+    from avs import demo
+    from avs.errors import InputError
+
+    (tmp_path / "mine.txt").write_text("precious")
+    import pytest
+
+    with pytest.raises(InputError, match="is not an avs demo folder"):
+        demo.build(tmp_path, force=True)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_bad_option_values_are_one_line_errors(run_cli, tmp_path):
+    r = run_cli("run", "fuse", "a.xml", "--out", tmp_path / "f.trec", "--weights", "nan,1")
+    assert r.exit_code == 2 and "weights must be finite" in r.stderr
+    r = run_cli("index", "--model", tmp_path, "--collection", tmp_path / "s.h5", "--out", tmp_path / "i.h5",
+                "--device", "bogus")
+    assert r.exit_code == 2 and "is not a torch device" in r.stderr
+    r = run_cli("search", "--topics", tmp_path / "t.txt", "--model", tmp_path, "--index", tmp_path / "i.h5",
+                "--out", tmp_path / "r.xml", "--trec", tmp_path / "r.xml")
+    assert r.exit_code == 2 and "name the same file" in r.stderr
+    (tmp_path / "t.txt").write_text("641 a dog\n")
+    (tmp_path / "afile").write_text("")
+    r = run_cli("topics", "convert", tmp_path / "t.txt", tmp_path / "afile" / "out.xml")
+    assert r.exit_code == 2 and "cannot write here" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_json_has_no_nan(run_cli, tmp_path):
+    import json
+
+    p = tmp_path / "t.txt"
+    p.write_text("9001 something\n")
+    data = json.loads(run_cli("topics", "show", p, "--format", "json").stdout)
+    assert data[0]["object"] is None

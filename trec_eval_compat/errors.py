@@ -8,14 +8,15 @@ import os
 class InputError(ValueError):
     """A user's input is wrong: a malformed file, a bad option, missing data.
 
-    ``str()`` gives ``<path>[:<line>]: <problem>``, the form every command prints after ``error:``.
+    ``str()`` gives ``<path>[:<line>]: <problem>`` (just the problem when no file is involved), the form every
+    command prints after ``error:``.
     """
 
     def __init__(self, path: str | os.PathLike | None, problem: str, line: int | None = None):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         self.line = line
-        where = self.path if self.path is not None else "<input>"
+        where = self.path
         if line is not None:
             where = f"{where}:{line}"
-        super().__init__(f"{where}: {problem}")
+        super().__init__(problem if where is None else f"{where}: {problem}")

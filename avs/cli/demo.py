@@ -24,11 +24,12 @@ def synth_cmd(shots, out, seed, force) -> None:
 
 @cli.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), help="Where to build (default: the demo cache folder).")
-def demo_cmd(out) -> None:
+@click.option("--force", is_flag=True, help="Replace a demo already built there.")
+def demo_cmd(out, force) -> None:
     """Rebuild the SIMULATED demo from scratch (collection, LAFF model, index) and report on it."""
     from .. import demo
 
-    d = demo.build(out, force=True)
+    d = demo.build(out, force=force or out is None)
     r = demo.report(d)
     secs = r.manifest["seconds"]
     click.echo(f"SIMULATED demo built in {d.root}: {r.manifest['shots']:,} shots; simulate {secs['simulate']:.1f} s, "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from .. import evaluate as E
@@ -36,6 +34,7 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
         from ..demo import ensure
 
         qrels = ensure().qrels
+        click.echo(f"avs: no --qrels: evaluating against the SIMULATED demo judgments ({qrels})", err=True)
     evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix)
     if fmt == "sample_eval":
         ev = next(iter(evals.values()))
@@ -46,10 +45,7 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
         df = E.tidy(evals, label_table, topic_prefix)
         if not per_query:
             df = df[~df.topic.isin(set().union(*(ev.per_topic.index for ev in evals.values())))]
-        if fmt == "json":
-            click.echo(json.dumps(df.to_dict(orient="records"), indent=1))
-        else:
-            emit(df, "csv")
+        emit(df, fmt)
         return
     table = E.infap_table(evals, topic_prefix)
     if not per_query:

@@ -15,8 +15,9 @@ def render(df: pd.DataFrame, fmt: str) -> str:
         return df.to_csv(sep="\t", index=False)
     if fmt == "csv":
         return df.to_csv(index=False)
-    if fmt == "json":
-        return json.dumps(df.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "json":  # missing values as null: NaN is not JSON
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        return json.dumps(records, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return _for_terminal(df).to_string(index=False) + "\n"
 
 

@@ -35,8 +35,10 @@ def _written(paths) -> None:
 @_force
 def compare(runs, qrels, labels, baseline, permutations, seed, strict, topic_prefix, out, force) -> None:
     """Per-topic infAP of RUNS with the topic labels, mean per label, and paired tests against the baseline."""
-    from ..report import compare_runs, write_comparison
+    from ..report import COMPARISON_FILES, check_outputs, compare_runs, write_comparison
 
+    if out:
+        check_outputs(out, COMPARISON_FILES, force)  # before the work, not after
     c = compare_runs(list(runs), qrels, labels, baseline, permutations, seed, strict, topic_prefix)
     click.echo(f"infAP per topic (+/-: more than 0.1 above/below the baseline {c.baseline})")
     emit(c.per_topic.reset_index(), "table")

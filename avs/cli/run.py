@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from .. import runs as R
@@ -39,9 +41,12 @@ def _weights(ctx, param, text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(w) for w in text.split(",")]
+        weights = [float(w) for w in text.split(",")]
     except ValueError:
         raise click.BadParameter(f"{text!r}: expected numbers separated by commas") from None
+    if not all(math.isfinite(w) for w in weights):
+        raise click.BadParameter(f"{text!r}: weights must be finite numbers")
+    return weights
 
 
 @cli.group("run")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import cli
+from .options import device_option
 from .topics import topics_group
 
 
@@ -15,7 +16,7 @@ from .topics import topics_group
 @click.option("--collection", required=True, type=click.Path(dir_okay=False), help="Collection store (HDF5).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Index file to write (HDF5).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=2048, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 @click.option("--force", is_flag=True, help="Overwrite OUT.")
 def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
     """Encode every shot of COLLECTION once into the model's joint spaces (resumes an interrupted build)."""
@@ -57,6 +58,8 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
         model_dir, index_file = demo_paths()
     run_id = run_id or f"{Path(model_dir).name}_{Path(topics_file).stem}"
     out = out or str(Path("runs") / f"{run_id}.xml")
+    if trec and Path(trec).resolve() == Path(out).resolve():
+        raise click.UsageError("--out and --trec name the same file")
     for p in (out, trec):
         if p:
             check_writable(p, force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import pandas as pd
 
 from .. import topics as T
 from ..fileio import atomic_write, check_writable
@@ -26,7 +27,7 @@ def show(file: str, fmt: str, labels: str | None) -> None:
     df = T.topics_frame(ts)
     if fmt == "table":
         for lab in T.LABELS:
-            df[lab] = df[lab].map({1: "x", 0: "", None: "?"})
+            df[lab] = df[lab].map(lambda v: "?" if v is None or pd.isna(v) else "x" if v else "")
     emit(df, fmt)
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from . import cli
+from .options import device_option
 from .eval import eval_group
 from .render import emit
 
@@ -19,7 +20,7 @@ DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData);
 @click.option("--train", "train_path", required=True, type=click.Path(file_okay=False), help=DATA_HELP)
 @click.option("--val", "val_path", required=True, type=click.Path(file_okay=False),
               help="Validation collection (same layout), used to pick the best epoch.")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Model directory to write.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--train-store", type=click.Path(dir_okay=False), help="Read the training video features from "
               "this avs collection store instead of FeatureData/.")
 @click.option("--val-store", type=click.Path(dir_okay=False), help="The same for the validation collection.")
@@ -27,7 +28,7 @@ DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData);
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="RMSprop learning rate.")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1.")
+@device_option
 @click.option("--seed", type=int, default=2, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the interrupted training of --out from its checkpoint.")
 @click.option("--mask-same-video", is_flag=True, help="Do not use captions of the same video as negatives "
@@ -65,7 +66,7 @@ def train_cmd(config_name, train_path, val_path, out_dir, train_store, val_store
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--data", "data_path", required=True, type=click.Path(file_okay=False), help=DATA_HELP)
 @click.option("--store", type=click.Path(dir_okay=False), help="Read the video features from this avs store.")
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--word2vec", type=click.Path(), help="Override the word2vec the model was trained with.")
 @click.option("--clip-checkpoint", type=click.Path(dir_okay=False), help="Override the model's CLIP checkpoint.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 L2_EPS = 1e-14  # the official l2norm(eps=0) divides by (norm + 1e-14)
 

@@ -22,6 +22,7 @@ import torch
 
 from .. import __version__
 from ..errors import InputError
+from ..fileio import current_umask
 from .config import ModelConfig, config_from_dict
 from .laff import TextVideoModel
 
@@ -59,6 +60,7 @@ def save_model(model: TextVideoModel, out_dir: str | os.PathLike, vocabs: dict[s
         raise InputError(out, "already exists (use --force to overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; models are shared
     try:
         (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         if vocabs:
