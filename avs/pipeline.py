@@ -25,6 +25,7 @@ class SearchResult:
     run: Run
     topics: TopicSet
     seconds: float  # wall time of encoding + scan + ranking
+    excluded: int = 0  # shots of the index left out by ``exclude``
 
 
 def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike, index: str | os.PathLike,
@@ -61,4 +62,5 @@ def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike
                for i, (topic, h) in enumerate(zip(ts, hits))}
     if not any(r.items for r in results.values()):
         raise InputError(index, "the index returned no shots")
-    return SearchResult(Run(info, results, year=year), ts, time.perf_counter() - t0)
+    excluded = len(set(skip) & set(idx.ids)) if skip else 0
+    return SearchResult(Run(info, results, year=year), ts, time.perf_counter() - t0, excluded)

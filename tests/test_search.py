@@ -165,6 +165,15 @@ def test_search_cli_writes_valid_runs(built, run_cli):
     r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml",
                 "--year", 2020)
     assert r.exit_code == 2 and "already exists" in r.stderr
+    excl = tmp / "excl.txt"
+    excl.write_text(f"{ids[0]}\n{ids[1]}\n")
+    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "e.xml",
+                "--year", 2020, "--exclude", excl)
+    assert r.exit_code == 0 and "left out 2 shot(s)" in r.stderr
+    assert ids[0] not in {i.shot for t in read_run(tmp / "e.xml").topics.values() for i in t.items}
+    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "v.xml",
+                "--year", 2020, "--exclude", "V3C1")
+    assert r.exit_code == 0 and "none of its ids is in the index" in r.stderr
 
 
 def test_topics_encode_cli(built, run_cli):

@@ -140,6 +140,12 @@ def test_convert_round_trip(tmp_path, run_cli):
     assert run_cli("topics", "convert", src, tmp_path / "t.xml", "--force").exit_code == 0
 
 
+def test_convert_checks_the_year(tmp_path, run_cli):
+    src = write(tmp_path, "t.txt", "9001 something\n")
+    r = run_cli("topics", "convert", src, tmp_path / "o.xml", "--year", "abc", "--collection", "V3C2", "--task", "main")
+    assert r.exit_code == 2 and "expected a year" in r.stderr and not (tmp_path / "o.xml").exists()
+
+
 def test_convert_needs_origin_for_unknown_numbers(tmp_path, run_cli):
     src = write(tmp_path, "t.txt", "9001 something\n")
     r = run_cli("topics", "convert", src, tmp_path / "o.xml")

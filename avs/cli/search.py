@@ -70,6 +70,9 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
                         info=info, year=year, progress=True)
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
+    if exclude is not None:
+        click.echo(f"left out {res.excluded} shot(s) of {exclude}" + ("" if res.excluded else
+                   " - none of its ids is in the index: is it the right list?"), err=True)
     write_xml(res.run, out, res.run.year, force=force)
     if trec:
         write_trec(res.run, trec, force=force)

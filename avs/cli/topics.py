@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 import pandas as pd
 
@@ -14,6 +16,12 @@ from .render import emit
 @cli.group("topics")
 def topics_group() -> None:
     """TRECVID topic files (XML or NUM<TAB>text lists)."""
+
+
+def _check_year(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"20\d\d(-20\d\d)?", value):
+        raise click.BadParameter(f"{value!r}: expected a year (2016) or a range (2019-2021)")
+    return value
 
 
 @topics_group.command("show")
@@ -34,7 +42,8 @@ def show(file: str, fmt: str, labels: str | None) -> None:
 @topics_group.command("convert")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--year", help="Year(s) the topics were released (XML output; inferred from NIST numbering).")
+@click.option("--year", callback=lambda ctx, param, v: _check_year(v),
+              help="Year(s) the topics were released, YYYY or YYYY-YYYY (XML output; inferred from NIST numbering).")
 @click.option("--collection", type=click.Choice(["IACC.3", "V3C1", "V3C2"]), help="Collection (XML output).")
 @click.option("--task", type=click.Choice(["main", "progress"]), help="Task (XML output).")
 @click.option("--force", is_flag=True, help="Overwrite DST.")
