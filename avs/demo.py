@@ -157,19 +157,13 @@ def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
     from .evaluate import label_means, load_labels
     from .models import load_model
     from .pipeline import search_topics
+    from .runs import run_lines
     from .topics import shipped_dir
     from trec_eval_compat.evaluate import evaluate
 
     topics = topics or shipped_dir() / "tv20.xml"
     res = search_topics(topics, demo.model, demo.index)
-    lines = []
-    from trec_eval_compat.io import RunLine
-    from trec_eval_compat.ids import eval_topic_id
-
-    for num, tr in res.run.topics.items():
-        lines += [RunLine(eval_topic_id(num), "Q0", it.shot, str(r), it.score, "demo", r)
-                  for r, it in enumerate(tr.items, 1)]
-    ev = evaluate(demo.qrels, lines)
+    ev = evaluate(demo.qrels, run_lines(res.run))
     loaded = load_model(demo.model)
     store = open_store(demo.store)
     names = [f.name for f in loaded.config.video]

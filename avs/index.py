@@ -59,10 +59,15 @@ class Index:
                              f"not with {loaded.path} ({loaded.fingerprint[:12]}): rebuild the index or "
                              "search with the model that built it")
 
+    @property
+    def offset(self) -> int | None:
+        """Byte offset of the embeddings in the file when they are stored contiguously (else None)."""
+        return self.embeddings.id.get_offset() if self.embeddings.chunks is None else None
+
     def memmap(self) -> np.ndarray | None:
         """The embeddings as a read-only memory map (contiguous layout), or None when not possible."""
-        offset = self.embeddings.id.get_offset()
-        if offset is None or self.embeddings.chunks is not None:
+        offset = self.offset
+        if offset is None:
             return None
         return np.memmap(self.path, dtype=np.float16, mode="r", offset=offset, shape=self.embeddings.shape)
 

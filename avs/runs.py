@@ -170,11 +170,11 @@ def _score(item: Item, rank: int) -> float:
     return item.score if item.score is not None else float(runxml.TOP_SCORE - (rank - 1))
 
 
-def to_trec(run: Run, prefix: str = DEFAULT_PREFIX) -> str:
-    """TREC 6-column text: ``topic Q0 shot rank score tag``, rank = position, tag = pid.
+def run_lines(run: Run, prefix: str = DEFAULT_PREFIX) -> list[tio.RunLine]:
+    """The run as the evaluator's TREC lines (rank = position, tag = pid).
 
     The evaluator re-sorts by score (ties: shot id descending), so a run whose scores disagree with its
-    order is refused rather than written as a different ranking.
+    order is refused rather than turned into a different ranking.
     """
     tag = run.info.pid or "avs"
     if len(tag.split()) != 1:
@@ -192,8 +192,13 @@ def to_trec(run: Run, prefix: str = DEFAULT_PREFIX) -> str:
                 raise InputError(run.path, f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
                                            f"ranking (evaluators sort by score, then shot id descending)")
             prev = key
-            out.append(f"{topic} Q0 {it.shot} {rank} {key[0]!r} {tag}\n")
-    return "".join(out)
+            out.append(tio.RunLine(topic, "Q0", it.shot, str(rank), key[0], tag, rank))
+    return out
+
+
+def to_trec(run: Run, prefix: str = DEFAULT_PREFIX) -> str:
+    """TREC 6-column text ``topic Q0 shot rank score tag`` of ``run_lines`` (scores written exactly)."""
+    return "".join(f"{ln.topic} Q0 {ln.shot} {ln.rank} {ln.score!r} {ln.tag}\n" for ln in run_lines(run, prefix))
 
 
 def write_trec(run: Run, path: str | os.PathLike, force: bool = False, prefix: str = DEFAULT_PREFIX) -> Path:

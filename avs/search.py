@@ -49,7 +49,7 @@ def exact_scores(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def _gather(index: Index, rows: np.ndarray) -> np.ndarray:
     """The float16 rows ``rows`` (sorted), read one by one: no memory map, so resident memory stays small."""
     out = np.empty((len(rows), index.dim), np.float16)
-    offset = index.embeddings.id.get_offset() if index.embeddings.chunks is None else None
+    offset = index.offset
     if offset is None:
         for i, r in enumerate(rows):
             out[i] = index.embeddings[int(r)]
@@ -79,7 +79,7 @@ def _blocks(index: Index, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     products and memory stays at a few blocks whatever the index size. A contiguous index is memory-mapped
     block by block; a chunked one is read into reused buffers."""
     n = len(index)
-    offset = index.embeddings.id.get_offset() if index.embeddings.chunks is None else None
+    offset = index.offset
     free: queue.Queue = queue.Queue()
     for _ in range(3 if offset is None else 0):
         free.put(np.empty((min(block_rows, n), index.dim), np.float16))
