@@ -12,7 +12,7 @@ from .encode import encode_topics, text_featurizer, weighted_queries
 from .errors import InputError
 from .index import open_index
 from .models import load_model
-from .runs import Item, Run, RunInfo, TopicResult
+from .runs import Item, Run, RunInfo, TopicResult, whole_seconds
 from .search import search
 from .shots import shots_to_exclude
 from .topics import TopicSet, read_topics
@@ -53,12 +53,12 @@ def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike
     task = TASK_CODE.get(ts.task or "", None)
     info = info or RunInfo()
     info = RunInfo(tr_type=info.tr_type or "D", run_class=info.run_class or "F", task=info.task or task or "M",
-                   novelty=info.novelty or "C", pid=info.pid or "avs", priority=info.priority or "1",
+                   novelty=info.novelty or "C", algo=info.algo or "V", pid=info.pid or "avs", priority=info.priority or "1",
                    desc=info.desc or f"avs {loaded.config.name} on {idx.collection_name}")
     if year is None and ts.year and ts.year.isdigit():
         year = int(ts.year)
     results = {topic.num: TopicResult([Item(s, float(v)) for s, v in zip(h.shots, h.scores)],
-                                      elapsed=f"{encode_s[i] + scan_share:.3f}")
+                                      elapsed=whole_seconds(encode_s[i] + scan_share))
                for i, (topic, h) in enumerate(zip(ts, hits))}
     if not any(r.items for r in results.values()):
         raise InputError(index, "the index returned no shots")

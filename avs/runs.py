@@ -26,12 +26,16 @@ from trec_eval_compat.ids import DEFAULT_PREFIX, eval_topic_id, nist_topic_num
 
 from .errors import InputError
 from .fileio import atomic_write, check_writable
-from .shots import is_shot_id, read_shot_list
+from .shots import ValidShots, has_part_prefix, is_shot_id, nist_shot_id, read_valid_shots
 
 MAX_ITEMS = 1000
+MAX_TOPIC = 770  # NIST's 2025 checker knows topic numbers up to 770
 FIRST_YEAR = 2016  # AVS started in 2016
 TASK_YEAR = 2019  # task and novelty attributes exist from here on
+ALGO_YEAR = 2023  # algo (C concept-based, V other) exists from here on
 FEEDBACK_YEAR = 2018  # class R (relevance feedback) exists from here on
+# The first year of each DTD shipped in avs/data: a year uses the newest that is not after it.
+DTD_YEARS = (FIRST_YEAR, TASK_YEAR, ALGO_YEAR)
 NIST_DTD_URL = "https://www-nlpir.nist.gov/projects/tv{year}/dtds/videoAdhocSearchResults.dtd"
 _NIST_DTD_URL_RE = re.compile(r"https?://www-nlpir\.nist\.gov/projects/tv(\d{4})/dtds/videoAdhocSearchResults\.dtd")
 METHODS = ("rrf", "combsum", "combmnz")
@@ -44,6 +48,7 @@ _ATTRS = {
     "run_class": ("class", "--class"),
     "task": ("task", "--task"),
     "novelty": ("novelty", "--novelty"),
+    "algo": ("algo", "--algo"),
     "pid": ("pid", "--pid"),
     "priority": ("priority", "--priority"),
     "desc": ("desc", "--desc"),
@@ -61,6 +66,7 @@ class RunInfo:
     pid: str | None = None
     priority: str | None = None  # 1..10
     desc: str | None = None
+    algo: str | None = None  # C (concept-based) | V (other, e.g. embeddings), 2023 on
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Item:
 @dataclass
 class TopicResult:
     items: list[Item]  # best first
-    elapsed: str | None = None  # seconds, as written in the XML
+    elapsed: str | None = None  # seconds, as written in the XML (whole seconds in what avs writes)
 
 
 @dataclass
@@ -184,7 +190,7 @@ def run_lines(run: Run, prefix: str = DEFAULT_PREFIX) -> list[tio.RunLine]:
         topic = eval_topic_id(num, prefix)
         prev = None
         for rank, it in enumerate(t.items, 1):
-            key = (_score(it, rank), it.shot)
+            key = (_score(it, rank), nist_shot_id(it.shot))
             if not math.isfinite(key[0]):
                 raise InputError(run.path, f"topic {num}: rank {rank} ({it.shot}) has score {key[0]}; evaluators "
                                            "need finite scores")
@@ -192,7 +198,7 @@ def run_lines(run: Run, prefix: str = DEFAULT_PREFIX) -> list[tio.RunLine]:
                 raise InputError(run.path, f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
                                            f"ranking (evaluators sort by score, then shot id descending)")
             prev = key
-            out.append(tio.RunLine(topic, "Q0", it.shot, str(rank), key[0], tag, rank))
+            out.append(tio.RunLine(topic, "Q0", nist_shot_id(it.shot), str(rank), key[0], tag, rank))
     return out
 
 
@@ -210,11 +216,30 @@ def doctype(year: int) -> str:
     return f'<!DOCTYPE {runxml.ROOT} SYSTEM "{NIST_DTD_URL.format(year=year)}">'
 
 
+def year_fields(year: int) -> list[str]:
+    """The ``RunInfo`` fields a ``year`` run carries, in the order they are written."""
+    return [f for f in _ATTRS if (f not in ("task", "novelty") or year >= TASK_YEAR)
+            and (f != "algo" or year >= ALGO_YEAR)]
+
+
+def whole_seconds(seconds: float | str) -> str:
+    """Elapsed time as NIST's checker reads it (a Java int): whole seconds, rounded up so that no work is 0 s."""
+    return str(math.ceil(float(seconds)))
+
+
+def _elapsed_for_xml(elapsed: str) -> str:
+    # Runs read from older tools may say "0.004"; NIST's checker stops on anything but an integer.
+    return whole_seconds(elapsed) if _is_seconds(elapsed) else elapsed
+
+
 def to_xml(run: Run, year: int) -> bytes:
-    """The NIST submission XML of ``run`` for ``year``; refused unless it passes ``validate``'s checks."""
+    """The NIST submission XML of ``run`` for ``year``; refused unless it passes ``validate``'s checks.
+
+    Elapsed times are written as whole seconds and shot ids in NIST's form (a ``V3C2_`` prefix dropped).
+    """
     if year < FIRST_YEAR:
         raise InputError(run.path, f"year {year}: AVS runs exist from {FIRST_YEAR} on")
-    wanted = [f for f in _ATTRS if year >= TASK_YEAR or f not in ("task", "novelty")]
+    wanted = year_fields(year)
     missing = [f for f in wanted if getattr(run.info, f) is None]
     if missing:
         raise InputError(run.path, f"a {year} run needs {', '.join(_ATTRS[f][0] for f in missing)} "
@@ -223,17 +248,17 @@ def to_xml(run: Run, year: int) -> bytes:
         raise InputError(run.path, "the run has no topics")
     root = etree.Element(runxml.ROOT)
     root.text = "\n"
-    res = etree.SubElement(root, runxml.RUN, {_ATTRS[f][0]: getattr(run.info, f) for f in _ATTRS
-                                              if getattr(run.info, f) is not None})
+    res = etree.SubElement(root, runxml.RUN, {_ATTRS[f][0]: getattr(run.info, f) for f in wanted})
     res.text, res.tail = "\n", "\n"
     for num, t in run.topics.items():
         if t.elapsed is None:
             raise InputError(run.path, f"topic {num} has no elapsed time (TREC runs carry none; "
                                        f"set it with --elapsed SECONDS)")
-        tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=t.elapsed)
+        tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=_elapsed_for_xml(t.elapsed))
         tr.text, tr.tail = "\n", "\n"
         for seq, it in enumerate(t.items, 1):
-            etree.SubElement(tr, runxml.ITEM, {"seqNum": str(seq), "shotId": it.shot, **it.extra}).tail = "\n"
+            etree.SubElement(tr, runxml.ITEM, {"seqNum": str(seq), "shotId": nist_shot_id(it.shot),
+                                               **it.extra}).tail = "\n"
     data = (f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
             + etree.tostring(root, encoding="UTF-8") + b"\n")
     problems = _xml_problems(data, run.path or "<run>", year, None, None)
@@ -268,22 +293,41 @@ def write_run(run: Run, path: str | os.PathLike, year: int | None = None, force:
 # ----------------------------------------------------------------------------------------------- validating
 
 def dtd_path(year: int) -> Path:
-    """The shipped DTD that applies to ``year``."""
-    name = "videoAdhocSearchResults-2019.dtd" if year >= TASK_YEAR else "videoAdhocSearchResults-2016.dtd"
-    return Path(str(resources.files("avs") / "data" / name))
+    """The shipped DTD that applies to ``year`` (2016-2018, 2019-2022 or 2023 on)."""
+    first = max(y for y in DTD_YEARS if y <= max(year, FIRST_YEAR))
+    return Path(str(resources.files("avs") / "data" / f"videoAdhocSearchResults-{first}.dtd"))
+
+
+def read_pids(path: str | os.PathLike) -> frozenset[str]:
+    """NIST's participant list: one pid a line (the checker compares whole lines; blank lines are skipped)."""
+    pids = frozenset(line.strip() for line in _text_lines(path) if line.strip())
+    if not pids:
+        raise InputError(path, "no participant ids (empty file)")
+    return pids
+
+
+def _text_lines(path) -> list[str]:
+    with tio.open_text(path) as f:
+        try:
+            return f.read().splitlines()
+        except UnicodeDecodeError as e:
+            raise InputError(path, f"not UTF-8 text (byte {e.start})") from None
 
 
 def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
-             shots: str | os.PathLike | None = None, year: int | None = None,
-             prefix: str = DEFAULT_PREFIX) -> list[Problem]:
+             shots: str | os.PathLike | ValidShots | None = None, year: int | None = None,
+             prefix: str = DEFAULT_PREFIX, pids: str | os.PathLike | frozenset[str] | None = None) -> list[Problem]:
     """All problems of a run file (XML, or TREC for the checks that apply), in file order; [] = valid.
 
-    A file that cannot be read at all (missing) raises ``InputError``; one that is not well-formed is a problem.
+    ``topics``: the task's topic file (the run must answer each once); ``shots``: a shot list, a collection
+    store or NIST's valid-shot table (``read_valid_shots``); ``pids``: NIST's participant list. A file that
+    cannot be read at all (missing) raises ``InputError``; one that is not well-formed is a problem.
     """
     from .topics import read_topics
 
     topic_nums = read_topics(topics, labels=False).nums if topics is not None else None
-    shot_set = set(read_shot_list(shots)) if shots is not None else None
+    valid = read_valid_shots(shots) if isinstance(shots, (str, os.PathLike)) else shots
+    pid_set = read_pids(pids) if isinstance(pids, (str, os.PathLike)) else pids
     p = os.fspath(path)
     if tio.looks_like_xml(path):
         try:
@@ -291,12 +335,12 @@ def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
                 data = f.read()
         except (OSError, EOFError) as e:  # truncated or corrupt gzip
             raise InputError(path, f"cannot read: {e}") from None
-        return _xml_problems(data, p, year, topic_nums, shot_set)
+        return _xml_problems(data, p, year, topic_nums, valid, pid_set)
     try:
         lines = tio.read_run(path)
     except InputError as e:
         return [Problem(p, e.line, e.problem)]
-    return _trec_problems(lines, p, prefix, topic_nums, shot_set)
+    return _trec_problems(lines, p, prefix, topic_nums, valid)
 
 
 class _Collect(list):
@@ -311,7 +355,16 @@ class _Collect(list):
         return sorted(self, key=lambda pr: pr.line or 0)
 
 
-def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots) -> list[Problem]:
+def _java_int(s: str) -> int | None:
+    """``s`` as NIST's checker reads it with Integer.parseInt, limited to plain ASCII digits; else None."""
+    if not (s.isascii() and s.isdigit()):
+        return None
+    v = int(s)
+    return v if v <= 2**31 - 1 else None
+
+
+def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots: ValidShots | None,
+                  pids: frozenset[str] | None = None) -> list[Problem]:
     out = _Collect(path)
     try:
         x = runxml.read_xml(io.BytesIO(data), path)
@@ -326,23 +379,34 @@ def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots) -
             out.add(e.line or None, f"not valid against {dtd_file.name}: {e.message}")
     if x.attrs.get("class") == "R" and year < FEEDBACK_YEAR:
         out.add(x.line, f"class R (relevance feedback) exists only from {FEEDBACK_YEAR} on")
+    pid = x.attrs.get("pid")
+    if pid is not None and not pid:
+        out.add(x.line, "pid is empty (NIST's checker refuses the run)")
+    elif pid is not None and pids is not None and pid not in pids:
+        out.add(x.line, f"pid {pid!r} is not in the participant list")
     seen: dict[int, int | None] = {}
     for t in x.topics:
         if t.tnum is None:
             continue  # the DTD check reported it
-        if not t.tnum.isdigit():
-            out.add(t.line, f"tNum {t.tnum!r} is not a topic number")
+        num = _java_int(t.tnum)
+        if num is None:
+            out.add(t.line, f"tNum {t.tnum!r} is not a topic number (a whole number)")
             continue
-        num = int(t.tnum)
         if num in seen:
             out.add(t.line, f"topic {num} appears again (first at line {seen[num]})")
         seen.setdefault(num, t.line)
-        if topic_nums is not None and num not in topic_nums:
+        if not 1 <= num <= MAX_TOPIC:
+            nist = str(num)[1:]
+            hint = f" (an evaluation id? tNum is NIST's number, {int(nist)})" \
+                if str(num).startswith("1") and nist.isdigit() and 1 <= int(nist) <= MAX_TOPIC else ""
+            out.add(t.line, f"topic {num} is outside 1..{MAX_TOPIC}, the topic numbers NIST's checker knows{hint}")
+        elif topic_nums is not None and num not in topic_nums:
             out.add(t.line, f"topic {num} is not in the topics file")
-        if t.elapsed is not None and not _is_seconds(t.elapsed):
-            out.add(t.line, f"topic {num}: elapsedTime {t.elapsed!r} is not a number of seconds")
-        _check_seq(t.items, num, out)
+        if t.elapsed is not None and _java_int(t.elapsed.strip()) is None:
+            out.add(t.line, f"topic {num}: elapsedTime {t.elapsed!r} is not a whole number of seconds "
+                            f"(NIST's checker stops on it)")
         _check_shots([(it.shot, it.line) for it in t.items if it.shot is not None], num, shots, out)
+        _check_seq(t.items[:MAX_ITEMS], num, out)  # like NIST's checker: items past 1000 are only counted
     _check_topic_set(seen, topic_nums, out)
     return out.sorted()
 
@@ -359,6 +423,8 @@ def _check_doctype(x: runxml.XmlRun, year: int | None, out: _Collect) -> int:
         out.add(None, f"DOCTYPE names the tv{doc_year} DTD, not tv{year}")
     year = year or doc_year
     if year is None:  # no year anywhere: judge by the attributes the file uses
+        if "algo" in x.attrs:
+            return ALGO_YEAR
         return TASK_YEAR if "task" in x.attrs or "novelty" in x.attrs else FEEDBACK_YEAR
     if year < FIRST_YEAR:
         out.add(None, f"year {year}: AVS runs exist from {FIRST_YEAR} on")
@@ -375,28 +441,34 @@ def _is_seconds(s: str) -> bool:
 
 
 def _check_seq(items: list[runxml.XmlItem], num: int, out: _Collect) -> None:
-    for pos, it in enumerate(items, 1):
+    """NIST's rules: every seqNum a whole number 1..1000, none twice (order and gaps do not matter)."""
+    first: dict[int, int | None] = {}
+    for it in items:
         if it.seq is None:
-            continue
-        s = it.seq.strip()
-        if not s.isdigit():
-            out.add(it.line, f"topic {num}: seqNum {it.seq!r} is not a positive integer")
-        elif int(s) != pos:
-            out.add(it.line, f"topic {num}: seqNum {int(s)} where {pos} was expected "
-                             f"(seqNum must run 1, 2, 3, ... in order, without gaps)")
-            return  # one break misnumbers everything after it
+            continue  # the DTD check reported it
+        seq = _java_int(it.seq.strip())
+        if seq is None or not 1 <= seq <= MAX_ITEMS:
+            out.add(it.line, f"topic {num}: seqNum {it.seq!r} is not a whole number from 1 to {MAX_ITEMS}")
+        elif seq in first:
+            out.add(it.line, f"topic {num}: seqNum {seq} appears again (first at line {first[seq]})")
+        else:
+            first[seq] = it.line
 
 
-def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots, out: _Collect) -> None:
+def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots: ValidShots | None,
+                 out: _Collect) -> None:
     if len(shots_lines) > MAX_ITEMS:
         out.add(shots_lines[MAX_ITEMS][1], f"topic {num} has {len(shots_lines)} items; at most {MAX_ITEMS} "
                                            f"are allowed")
     first: dict[str, int | None] = {}
     for shot, line in shots_lines:
-        if not is_shot_id(shot):
+        if has_part_prefix(shot):
+            out.add(line, f"topic {num}: shot id {shot!r} has a collection prefix NIST's ids do not have "
+                          f"({nist_shot_id(shot)}; avs run convert removes it)")
+        elif not is_shot_id(shot):
             out.add(line, f"topic {num}: shot id {shot!r} is not shot<digits>_<digits>")
         elif shots is not None and shot not in shots:
-            out.add(line, f"topic {num}: {shot} is not in the shot list")
+            out.add(line, f"topic {num}: {shot} is not in the {shots.kind}")
         if shot in first:
             out.add(line, f"topic {num}: {shot} appears twice (first at line {first[shot]})")
         first.setdefault(shot, line)
@@ -410,7 +482,8 @@ def _check_topic_set(seen, topic_nums, out: _Collect) -> None:
             out.add(None, f"no result for topic {n} of the topics file")
 
 
-def _trec_problems(lines: list[tio.RunLine], path: str, prefix: str, topic_nums, shots) -> list[Problem]:
+def _trec_problems(lines: list[tio.RunLine], path: str, prefix: str, topic_nums,
+                   shots: ValidShots | None) -> list[Problem]:
     out = _Collect(path)
     by_topic: dict[int, list[tuple[str, int]]] = defaultdict(list)
     first_line: dict[int, int] = {}
@@ -493,4 +566,4 @@ def _sum_seconds(values: list[str | None]) -> str | None:
     """Elapsed time of a fused topic: every fused system ran, so the times add up (unknown if any is)."""
     if not values or any(v is None or not _is_seconds(v) for v in values):
         return None
-    return f"{sum(float(v) for v in values):.10g}"
+    return whole_seconds(sum(float(v) for v in values))

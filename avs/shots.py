@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Iterable
 
@@ -18,6 +19,12 @@ from .errors import InputError
 
 SHOT_ID = re.compile(r"^shot(\d+)_(\d+)$")
 _DIGITS = re.compile(r"(\d+)")
+# Some V3C tools name shots after their collection part ("V3C2_shot07476_1"); NIST's ids have no prefix.
+_PART_PREFIX = re.compile(r"^V3C\d_(?=shot\d+_\d+$)")
+
+# Video numbers of the V3C parts: each part continues the numbering of the one before, so the ids of a
+# V3C1+V3C2 store never collide.
+V3C_VIDEOS = {"V3C1": (1, 7475), "V3C2": (7476, 17235)}
 
 # Collections whose NIST master shot reference leaves out shots that the video files still contain.
 DROPPED_LISTS = {"V3C1": "V3C1.dropped.shots.list"}
@@ -33,6 +40,24 @@ def parse_shot_id(shot_id: str) -> tuple[int, int]:
 
 def is_shot_id(s: str) -> bool:
     return SHOT_ID.match(s) is not None
+
+
+def nist_shot_id(shot_id: str) -> str:
+    """``"V3C2_shot07476_1"`` -> ``"shot07476_1"``; any other id unchanged."""
+    return _PART_PREFIX.sub("", shot_id, count=1)
+
+
+def has_part_prefix(shot_id: str) -> bool:
+    return _PART_PREFIX.match(shot_id) is not None
+
+
+def v3c_part(shot_id: str) -> str | None:
+    """The V3C part whose video numbers contain ``shot_id``'s video (``None`` outside them or for non-ids)."""
+    m = SHOT_ID.match(nist_shot_id(shot_id))
+    if m is None:
+        return None
+    video = int(m.group(1))
+    return next((part for part, (lo, hi) in V3C_VIDEOS.items() if lo <= video <= hi), None)
 
 
 def natural_key(s: str) -> tuple:
@@ -79,10 +104,65 @@ def dropped_shots(collection: str = "V3C1") -> frozenset[str]:
 
 def shots_to_exclude(spec: str | os.PathLike) -> frozenset[str]:
     """Ids named by ``spec``: a shot-list file, or a collection name with a shipped dropped-shots list
-    (``V3C1``) when no file of that name exists."""
-    if str(spec) in DROPPED_LISTS and not os.path.exists(spec):
-        return dropped_shots(str(spec))
-    return frozenset(read_shot_list(spec, require_shot_ids=False))
+    (``V3C1``) when no file of that name exists. Ids are compared in NIST's form (no ``V3C2_`` prefix)."""
+    if not os.path.exists(spec):
+        if str(spec) in DROPPED_LISTS:
+            return dropped_shots(str(spec))
+        if str(spec) in V3C_VIDEOS:
+            raise InputError(spec, f"no such file, and avs ships no dropped-shots list for {spec} (NIST published "
+                                   f"one for {', '.join(DROPPED_LISTS)} only): give a shot-list file")
+    return frozenset(nist_shot_id(s) for s in read_shot_list(spec, require_shot_ids=False))
+
+
+@dataclass(frozen=True)
+class ValidShots:
+    """The shots a run may name: the ids of a shot list or collection store, or NIST's valid-shot table
+    (``V3C2.validShotTable``: ``VIDEO MAXSHOT`` per line, every shot 1..MAXSHOT of VIDEO valid)."""
+
+    source: str
+    kind: str  # "shot list", "collection store" or "valid-shot table", for messages
+    ids: frozenset[str] | None = None
+    max_shot: dict[str, int] | None = None  # video number as the table spells it -> its last shot
+
+    def __contains__(self, shot_id: str) -> bool:
+        if self.ids is not None:
+            return shot_id in self.ids
+        m = SHOT_ID.match(shot_id)
+        return m is not None and 1 <= int(m.group(2)) <= self.max_shot.get(m.group(1), 0)
+
+
+def read_valid_shot_table(path: str | os.PathLike) -> dict[str, int]:
+    """NIST's valid-shot table: ``VIDEO MAXSHOT`` per line, both whole numbers, each video once."""
+    table: dict[str, int] = {}
+    for lineno, toks in iter_lines(path):
+        if len(toks) != 2 or not all(t.isascii() and t.isdigit() for t in toks):
+            raise InputError(path, "expected 'VIDEO MAXSHOT' (two whole numbers) as in NIST's validShotTable",
+                             line=lineno)
+        if toks[0] in table:
+            raise InputError(path, f"video {toks[0]} appears twice", line=lineno)
+        table[toks[0]] = int(toks[1])
+    if not table:
+        raise InputError(path, "no videos (empty file)")
+    return table
+
+
+def read_valid_shots(path: str | os.PathLike) -> ValidShots:
+    """A shot list, a collection store (HDF5) or a valid-shot table, told apart by content."""
+    from .collection import open_store  # h5py only when a store is given
+
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise InputError(p, e.strerror or str(e)) from None
+    if head == b"\x89HDF\r\n\x1a\n":
+        with open_store(p) as store:
+            return ValidShots(p, "collection store", ids=frozenset(store.ids))
+    first = next(iter_lines(p), (0, []))[1]
+    if len(first) == 2 and all(t.isascii() and t.isdigit() for t in first):
+        return ValidShots(p, "valid-shot table", max_shot=read_valid_shot_table(p))
+    return ValidShots(p, "shot list", ids=frozenset(read_shot_list(p)))
 
 
 def drop_shots(ids: Iterable[str], dropped: Iterable[str]) -> list[str]:

@@ -25,7 +25,9 @@ def _run_attributes(f):
         click.option("--class", "run_class", type=click.Choice(["M", "F", "R"]), help="Processing type."),
         click.option("--task", type=click.Choice(["M", "P"]), help="Main or progress task (2019 on)."),
         click.option("--novelty", type=click.Choice(["N", "C"]), help="Novelty or common run (2019 on)."),
-        click.option("--elapsed", type=click.FloatRange(min=0), help="Elapsed seconds for topics that have none."),
+        click.option("--algo", type=click.Choice(["C", "V"]),
+                     help="2023 on: C concept-based, V other, e.g. embeddings (default: the input's, else V)."),
+        click.option("--elapsed", type=click.IntRange(min=0), help="Elapsed whole seconds for topics that have none."),
         click.option("--force", is_flag=True, help="Overwrite OUT."),
     ]):
         f = opt(f)
@@ -34,7 +36,7 @@ def _run_attributes(f):
 
 def _attrs(opts: dict) -> dict:
     elapsed = opts.pop("elapsed")
-    return dict(opts, elapsed=None if elapsed is None else f"{elapsed:.10g}")
+    return dict(opts, elapsed=None if elapsed is None else str(elapsed))
 
 
 def _weights(ctx, param, text: str | None) -> list[float] | None:
@@ -57,13 +59,17 @@ def run_group() -> None:
 @run_group.command("validate")
 @click.argument("run", type=click.Path(dir_okay=False))
 @click.option("--topics", type=click.Path(dir_okay=False), help="Topic file: the run must answer exactly these.")
-@click.option("--shots", type=click.Path(dir_okay=False), help="Shot list (one id a line): every shot must be in it.")
+@click.option("--shots", type=click.Path(dir_okay=False),
+              help="The valid shots: NIST's valid-shot table (VIDEO MAXSHOT per line, e.g. V3C2.validShotTable), "
+                   "a collection store, or a shot list (one id a line).")
+@click.option("--pids", type=click.Path(dir_okay=False), help="NIST's participant list (one pid a line).")
 @click.option("--year", type=int, help="TRECVID year whose rules apply (default: the DOCTYPE's).")
 @_prefix
 @click.pass_context
-def validate(ctx, run: str, topics, shots, year, topic_prefix: str) -> None:
-    """Check RUN against the DTD and NIST's submission rules; print every problem as file:line: problem."""
-    problems = R.validate(run, topics=topics, shots=shots, year=year, prefix=topic_prefix)
+def validate(ctx, run: str, topics, shots, pids, year, topic_prefix: str) -> None:
+    """Check RUN against its year's DTD and the rules of NIST's submission checker; print every problem as
+    file:line: problem."""
+    problems = R.validate(run, topics=topics, shots=shots, year=year, prefix=topic_prefix, pids=pids)
     for p in problems:
         click.echo(str(p))
     if problems:

@@ -41,9 +41,11 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 @click.option("--desc", help="Run description.")
 @click.option("--year", type=int, help="TRECVID year (default: the topic file's).")
 @click.option("--task", type=click.Choice(["M", "P"]), help="Main or progress task (default: the topic file's).")
+@click.option("--algo", type=click.Choice(["C", "V"]), default="V", show_default=True,
+              help="2023 on: C concept-based, V other (embeddings, as LAFF).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid, priority, desc,
-               year, task, force) -> None:
+               year, task, algo, force) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
     from ..fileio import check_writable
     from ..pipeline import search_topics
@@ -65,7 +67,8 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
             check_writable(p, force)
     if demo and desc is None:
         desc = "avs demo: LAFF on the SIMULATED demo collection"
-    info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task)
+    info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task,
+                   algo=algo)
     res = search_topics(topics_file, model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
                         info=info, year=year, progress=True)
     if res.run.year is None:
