@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from trec_eval_compat.evaluate import Evaluation, Qrels, evaluate, format_sample_eval, load_run
+from trec_eval_compat.evaluate import Evaluation, Qrels, evaluate, format_sample_eval, load_run, parse_cutoffs
+from trec_eval_compat.xinfap import AVS_CUTOFFS
 from trec_eval_compat.ids import DEFAULT_PREFIX, nist_topic_num
 
 from .errors import InputError
@@ -25,7 +26,7 @@ def run_name(path: str | os.PathLike) -> str:
 
 
 def evaluate_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrels, strict: bool = False,
-                  prefix: str = DEFAULT_PREFIX) -> dict[str, Evaluation]:
+                  prefix: str = DEFAULT_PREFIX, cutoffs: tuple[int, ...] = AVS_CUTOFFS) -> dict[str, Evaluation]:
     """Evaluate each run file (TREC or NIST XML) against the same qrels; keys are unique run names."""
     q = qrels if isinstance(qrels, Qrels) else Qrels.read(qrels)
     out: dict[str, Evaluation] = {}
@@ -33,7 +34,7 @@ def evaluate_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrel
         name = run_name(path)
         if name in out:
             name = os.fspath(path)
-        out[name] = evaluate(q, load_run(path, prefix), strict=strict, run_path=os.fspath(path))
+        out[name] = evaluate(q, load_run(path, prefix), strict=strict, run_path=os.fspath(path), cutoffs=cutoffs)
     return out
 
 
@@ -119,4 +120,4 @@ def load_labels(path: str | os.PathLike | None) -> dict[int, frozenset[str]]:
     return read_labels(path if path is not None else shipped_labels_path())
 
 
-__all__ = ["format_sample_eval", "evaluate_runs", "infap_table", "label_means", "tidy", "load_labels", "InputError"]
+__all__ = ["format_sample_eval", "parse_cutoffs", "evaluate_runs", "infap_table", "label_means", "tidy", "load_labels", "InputError"]

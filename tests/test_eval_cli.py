@@ -5,13 +5,20 @@ import pytest
 from conftest import SAMPLE_EVAL, TV21_QRELS
 
 
+@pytest.mark.parametrize("cutoffs,script", [((), "avs"), (("--cutoffs", "2012"), "eval")])
 @pytest.mark.parametrize("run", ["run1_mixed", "run3_ties", "run5_edgecases"])
-def test_sample_eval_format_byte_identical(run_cli, run):
+def test_sample_eval_format_byte_identical(run_cli, run, cutoffs, script):
+    """The default is NIST's AVS script (TV16 on); --cutoffs 2012 the generic one."""
     run_path = SAMPLE_EVAL / f"{run}.txt.gz"
-    r = run_cli("eval", "infap", run_path, "--qrels", TV21_QRELS, "--format", "sample_eval", "--per-query")
-    assert r.exit_code == 0 and r.stdout == (SAMPLE_EVAL / f"{run}.eval.q.txt").read_text()
-    r = run_cli("eval", "infap", run_path, "--qrels", TV21_QRELS, "--format", "sample_eval")
-    assert r.stdout == (SAMPLE_EVAL / f"{run}.eval.all.txt").read_text()
+    r = run_cli("eval", "infap", run_path, "--qrels", TV21_QRELS, "--format", "sample_eval", "--per-query", *cutoffs)
+    assert r.exit_code == 0 and r.stdout == (SAMPLE_EVAL / f"{run}.{script}.q.txt").read_text()
+    r = run_cli("eval", "infap", run_path, "--qrels", TV21_QRELS, "--format", "sample_eval", *cutoffs)
+    assert r.stdout == (SAMPLE_EVAL / f"{run}.{script}.all.txt").read_text()
+
+
+def test_bad_cutoffs_one_line(run_cli):
+    r = run_cli("eval", "infap", SAMPLE_EVAL / "tiny.run", "--qrels", SAMPLE_EVAL / "tiny.qrels", "--cutoffs", "0,x")
+    assert r.exit_code == 2 and "Invalid value for '--cutoffs'" in r.output
 
 
 def test_table_with_labels_and_marks(run_cli):

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import SAMPLE_EVAL, TV21_QRELS
 from trec_eval_compat import InputError
-from trec_eval_compat.evaluate import Qrels, evaluate, format_sample_eval
+from trec_eval_compat.evaluate import Qrels, evaluate, format_sample_eval, parse_cutoffs
+from trec_eval_compat.xinfap import AVS_CUTOFFS, CUTOFFS_2012
 from trec_eval_compat.io import read_qrels, read_run
 
 TV21_RUNS = ["run1_mixed", "run2_relfirst", "run3_ties", "run4_rankcol_reversed", "run5_edgecases"]
@@ -21,17 +22,45 @@ def tv21():
     return Qrels.read(TV21_QRELS)
 
 
+# (cutoffs, file infix): the AVS script of TV16 on (the default) and the generic script of 5 Sep 2012
+SCRIPTS = [(AVS_CUTOFFS, "avs"), (CUTOFFS_2012, "eval")]
+
+
+@pytest.mark.parametrize("cutoffs,script", SCRIPTS)
 @pytest.mark.parametrize("run", TV21_RUNS)
 @pytest.mark.parametrize("per_query,suffix", [(True, "q"), (False, "all")])
-def test_tv21_runs_byte_identical(tv21, run, per_query, suffix):
-    ev = evaluate(tv21, SAMPLE_EVAL / f"{run}.txt.gz")
-    assert format_sample_eval(ev, per_query) == (SAMPLE_EVAL / f"{run}.eval.{suffix}.txt").read_text()
+def test_tv21_runs_byte_identical(tv21, run, per_query, suffix, cutoffs, script):
+    ev = evaluate(tv21, SAMPLE_EVAL / f"{run}.txt.gz", cutoffs=cutoffs)
+    assert format_sample_eval(ev, per_query) == (SAMPLE_EVAL / f"{run}.{script}.{suffix}.txt").read_text()
 
 
+@pytest.mark.parametrize("cutoffs,script", SCRIPTS)
 @pytest.mark.parametrize("qrels,run", SMALL)
-def test_small_cases_byte_identical(qrels, run):
-    ev = evaluate(SAMPLE_EVAL / f"{qrels}.qrels", SAMPLE_EVAL / f"{run}.run")
-    assert format_sample_eval(ev, True) == (SAMPLE_EVAL / f"{run}.eval.q.txt").read_text()
+def test_small_cases_byte_identical(qrels, run, cutoffs, script):
+    ev = evaluate(SAMPLE_EVAL / f"{qrels}.qrels", SAMPLE_EVAL / f"{run}.run", cutoffs=cutoffs)
+    assert format_sample_eval(ev, True) == (SAMPLE_EVAL / f"{run}.{script}.q.txt").read_text()
+
+
+def test_avs_cutoffs_are_the_default(tv21):
+    ev = evaluate(tv21, SAMPLE_EVAL / "run1_mixed.txt.gz")
+    assert ev.cutoffs == (5, 10, 15, 20, 30, 100, 200, 500, 1000)
+    assert list(ev.per_topic.columns) == ["infAP", "infNDCG", "iP5", "iP10", "iP15", "iP20", "iP30", "iP100",
+                                          "iP200", "iP500", "iP1000", "inum_rel_ret", "inum_rel", "num_ret"]
+    assert round(ev.aggregate["iP5"], 4) == 0.1483 and round(ev.aggregate["iP30"], 4) == 0.1270
+
+
+def test_any_cutoff_list(tv21):
+    """A custom list prints its ranks in the order given; each value is the AVS script's at that rank."""
+    avs = evaluate(tv21, SAMPLE_EVAL / "run1_mixed.txt.gz")
+    mine = evaluate(tv21, SAMPLE_EVAL / "run1_mixed.txt.gz", cutoffs=parse_cutoffs("100,5,2000"))
+    text = format_sample_eval(mine, False)
+    assert [ln.split("\t")[0] for ln in text.splitlines() if ln.startswith("iP")] == ["iP100", "iP5", "iP2000"]
+    assert mine.aggregate["iP100"] == avs.aggregate["iP100"] and mine.aggregate["iP5"] == avs.aggregate["iP5"]
+    assert mine.aggregate["iP2000"] == pytest.approx(avs.aggregate["iP1000"] / 2)  # nothing ranks past 1000
+    assert parse_cutoffs("2012") == (10, 100, 1000, 1000) and parse_cutoffs("AVS") == AVS_CUTOFFS
+    for bad in ("", "0,5", "5,x", "-1"):
+        with pytest.raises(InputError, match="cutoffs"):
+            parse_cutoffs(bad)
 
 
 def test_headline_numbers(tv21):
@@ -137,7 +166,11 @@ def _main(*args):
 
 def test_module_cli_drop_in():
     p = _main("-q", SAMPLE_EVAL / "tiny2.qrels", SAMPLE_EVAL / "tiny2.run")
+    assert p.returncode == 0 and p.stdout == (SAMPLE_EVAL / "tiny2.avs.q.txt").read_text()
+    p = _main("-q", "--cutoffs", "2012", SAMPLE_EVAL / "tiny2.qrels", SAMPLE_EVAL / "tiny2.run")
     assert p.returncode == 0 and p.stdout == (SAMPLE_EVAL / "tiny2.eval.q.txt").read_text()
+    p = _main("--cutoffs", "5,x", SAMPLE_EVAL / "tiny2.qrels", SAMPLE_EVAL / "tiny2.run")
+    assert p.returncode == 2 and p.stderr.startswith("trec_eval_compat: error: cutoffs '5,x'")
 
 
 def test_module_cli_clear_error_instead_of_division_by_zero(tmp_path):

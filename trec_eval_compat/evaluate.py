@@ -16,11 +16,29 @@ import pandas as pd
 from .errors import InputError
 from .io import Qrel, RunLine, iter_run, looks_like_xml, read_qrels, read_run
 from .qrels import TopicQrels, build_qrels
-from .xinfap import (CUTOFFS, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic, ideal_dcg,
-                     interpolated_precision, rank_shots)
+from .xinfap import (AVS_CUTOFFS, CUTOFFS_2012, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic,
+                     ideal_dcg, interpolated_precision, rank_shots)
 
-PER_TOPIC_MEASURES = ("infAP", "infNDCG", "iP10", "iP100", "iP1000", "inum_rel_ret", "inum_rel", "num_ret")
 RECALL_LABELS = tuple(f"iprec@rec{x:4.2f}" for x in RECALL_POINTS)
+CUTOFF_SETS = {"avs": AVS_CUTOFFS, "2012": CUTOFFS_2012}
+
+
+def parse_cutoffs(spec: str) -> tuple[int, ...]:
+    """``avs`` (the AVS script's 5, 10, 15, 20, 30, 100, 200, 500, 1000), ``2012`` (the generic script's
+    10, 100, 1000, 1000) or a comma-separated list of ranks, printed in the order given."""
+    if spec.strip().lower() in CUTOFF_SETS:
+        return CUTOFF_SETS[spec.strip().lower()]
+    try:
+        ranks = tuple(int(tok) for tok in spec.split(","))
+    except ValueError:
+        ranks = ()
+    if not ranks or any(k < 1 for k in ranks):
+        raise InputError(None, f"cutoffs {spec!r}: give avs, 2012 or ranks >= 1 separated by commas (5,10,100)")
+    return ranks
+
+
+def per_topic_measures(cutoffs: tuple[int, ...]) -> list[str]:
+    return ["infAP", "infNDCG", *dict.fromkeys(f"iP{k}" for k in cutoffs), "inum_rel_ret", "inum_rel", "num_ret"]
 
 
 @dataclass
@@ -34,6 +52,7 @@ class Evaluation:
     missing_topics: list[str] = field(default_factory=list)  # qrels topics absent from the run
     ignored_topics: list[str] = field(default_factory=list)  # run topics absent from the qrels
     run_name: str | None = None
+    cutoffs: tuple[int, ...] = AVS_CUTOFFS  # the iP ranks, as sample_eval prints them
 
 
 class Qrels:
@@ -95,8 +114,8 @@ def group_run(records: Iterable[tuple[str, str, float, int]], path=None, strict:
 
 
 def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.PathLike,
-             strict: bool = False, run_path: str | None = None) -> Evaluation:
-    """Evaluate ``run`` (lines or a TREC run file) against ``qrels`` (prepared or a path)."""
+             strict: bool = False, run_path: str | None = None, cutoffs: tuple[int, ...] = AVS_CUTOFFS) -> Evaluation:
+    """Evaluate ``run`` (lines or a TREC run file) against ``qrels`` (prepared or a path); iP at ``cutoffs``."""
     if not isinstance(qrels, Qrels):
         qrels = Qrels.read(qrels)
     if isinstance(run, list):
@@ -116,26 +135,29 @@ def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.Pat
     results: dict[str, TopicResult] = {}
     for t in evaluated:
         scores, n_lines = grouped[t]
-        results[t] = evaluate_topic(qrels.topics[t], rank_shots(scores), n_lines, qrels.idcg(t))
+        results[t] = evaluate_topic(qrels.topics[t], rank_shots(scores), n_lines, qrels.idcg(t), cutoffs)
     missing = sorted((t for t in qrels.topics if t not in grouped), key=_numeric_key)
+    columns = per_topic_measures(cutoffs)
+    n_ip = len(columns) - 5
     per_topic = pd.DataFrame(
-        [[r.infAP, r.infNDCG, *r.iP[:3], r.inum_rel_ret, r.inum_rel, r.num_ret] for r in results.values()],
-        index=pd.Index(list(results), name="topic"), columns=list(PER_TOPIC_MEASURES))
+        [[r.infAP, r.infNDCG, *dict(zip(cutoffs, r.iP)).values(), r.inum_rel_ret, r.inum_rel, r.num_ret]
+         for r in results.values()],
+        index=pd.Index(list(results), name="topic"), columns=columns)
     if strict:
         for t in missing:
-            q = qrels.topics[t]
-            per_topic.loc[t] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, q.num_rel, 0]
+            per_topic.loc[t] = [0.0, 0.0, *[0.0] * n_ip, 0.0, qrels.topics[t].num_rel, 0]
         per_topic = per_topic.loc[sorted(per_topic.index, key=_numeric_key)]
     per_topic["num_ret"] = per_topic["num_ret"].astype(int)
-    return Evaluation(per_topic, _aggregate(qrels, results, len(per_topic)), "strict" if strict else "compat",
-                      missing, ignored, run_name=run_path)
+    return Evaluation(per_topic, _aggregate(qrels, results, len(per_topic), cutoffs), "strict" if strict else "compat",
+                      missing, ignored, run_name=run_path, cutoffs=tuple(cutoffs))
 
 
-def _aggregate(qrels: Qrels, results: dict[str, TopicResult], n_topics: int) -> dict[str, float]:
+def _aggregate(qrels: Qrels, results: dict[str, TopicResult], n_topics: int,
+               cutoffs: tuple[int, ...]) -> dict[str, float]:
     """The ``all`` lines, summed in the script's orders (numeric topic order for most sums, string order
     for the recall points and for ``inum_rel``) and divided by ``n_topics``."""
     sum_ap = sum_ndcg = sum_rel_ret = 0.0
-    sum_p = [0.0] * len(CUTOFFS)
+    sum_p = [0.0] * len(cutoffs)
     num_ret = 0
     for r in results.values():  # numeric topic order
         sum_ap += r.infAP
@@ -151,8 +173,8 @@ def _aggregate(qrels: Qrels, results: dict[str, TopicResult], n_topics: int) -> 
         sum_num_rel += qrels.topics[t].num_rel
     agg = {"infAP": sum_ap / n_topics, "infNDCG": sum_ndcg / n_topics}
     agg.update({label: s / n_topics for label, s in zip(RECALL_LABELS, sum_rec)})
-    agg.update({"iP10": sum_p[0] / n_topics, "iP100": sum_p[1] / n_topics, "iP1000": sum_p[2] / n_topics,
-                "inum_rel_ret": sum_rel_ret, "inum_rel": sum_num_rel, "num_ret": num_ret})
+    agg.update({f"iP{k}": p / n_topics for k, p in zip(cutoffs, sum_p)})
+    agg.update({"inum_rel_ret": sum_rel_ret, "inum_rel": sum_num_rel, "num_ret": num_ret})
     return agg
 
 
@@ -163,7 +185,7 @@ def format_sample_eval(ev: Evaluation, per_query: bool = False) -> str:
         for t, row in ev.per_topic.iterrows():
             out.append(f"infAP\t\t{t}\t\t{row.infAP:6.4f}\n")
             out.append(f"infNDCG\t\t{t}\t\t{row.infNDCG:6.4f}\n")
-            for k in CUTOFFS:
+            for k in ev.cutoffs:
                 out.append(f"iP{k}\t\t{t}\t\t{row[f'iP{k}']:6.4f}\n")
             out.append(f"inum_rel_ret\t{t}\t{row.inum_rel_ret:14.4f}\n")
             out.append(f"inum_rel\t{t}\t{row.inum_rel:14.4f}\n")
@@ -173,7 +195,7 @@ def format_sample_eval(ev: Evaluation, per_query: bool = False) -> str:
     out.append(f"infNDCG\t\tall\t\t{a['infNDCG']:6.4f}\n")
     for label in RECALL_LABELS:
         out.append(f"{label}\tall\t\t{a[label]:6.4f}\n")
-    for k in CUTOFFS:
+    for k in ev.cutoffs:
         out.append(f"iP{k}\t\tall\t\t{a[f'iP{k}']:6.4f}\n")
     out.append(f"inum_rel_ret\tall\t{a['inum_rel_ret']:14.4f}\n")
     out.append(f"inum_rel\tall\t{a['inum_rel']:14.4f}\n")

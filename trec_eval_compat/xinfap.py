@@ -1,4 +1,5 @@
-"""Per-topic estimators of sample_eval.pl (NIST's TRECVID evaluation, version of 5 Sep 2012).
+"""Per-topic estimators of sample_eval.pl (NIST's TRECVID evaluation: the AVS script distributed since TV16,
+which differs from the generic script of 5 Sep 2012 only in the precision cutoffs it prints).
 
 Every arithmetic step is done in the script's order so that results agree to the last bit, not only to
 the printed four decimals: per-stratum terms are added in string order of the stratum labels, sums over
@@ -18,7 +19,9 @@ import numpy as np
 from .qrels import TopicQrels
 
 MAX_RESULTS = 1000
-CUTOFFS = (10, 100, 1000, 1000)  # sample_eval.pl lists 1000 twice and prints it twice
+AVS_CUTOFFS = (5, 10, 15, 20, 30, 100, 200, 500, 1000)  # the AVS script (TV16 on)
+CUTOFFS_2012 = (10, 100, 1000, 1000)  # the generic 2012 script lists 1000 twice and prints it twice
+CUTOFFS = AVS_CUTOFFS
 RECALL_POINTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _EPS_REL, _EPS_SAMPLED = 0.00001, 0.00003
 _LOG2 = math.log(2)
@@ -33,7 +36,7 @@ class TopicResult:
 
     infAP: float
     infNDCG: float
-    iP: tuple[float, ...]      # one per CUTOFFS entry
+    iP: tuple[float, ...]      # one per cutoff asked for
     inum_rel_ret: float
     inum_rel: float
     num_ret: int               # run lines for the topic, duplicates and lines past 1000 included
@@ -67,8 +70,9 @@ def ideal_dcg(q: TopicQrels) -> float:
     return total
 
 
-def evaluate_topic(q: TopicQrels, ranked: list[str], num_ret: int, idcg: float | None = None) -> TopicResult:
-    """All per-topic measures for the ranked shot list (already ordered and cut to 1000)."""
+def evaluate_topic(q: TopicQrels, ranked: list[str], num_ret: int, idcg: float | None = None,
+                   cutoffs: tuple[int, ...] = CUTOFFS) -> TopicResult:
+    """All per-topic measures for the ranked shot list (already ordered and cut to 1000); iP at ``cutoffs``."""
     n = len(ranked)
     lookup = q.shots.get
     strata = q.strata
@@ -128,7 +132,7 @@ def evaluate_topic(q: TopicQrels, ranked: list[str], num_ret: int, idcg: float |
     ndcg = depth * dcg / idcg if idcg != 0 else 0.0
 
     last = float(inferred_rel[-1]) if n else 0.0
-    ip = tuple(float(inferred_rel[k - 1]) / k if n >= k else last / k for k in CUTOFFS)
+    ip = tuple(float(inferred_rel[k - 1]) / k if n >= k else last / k for k in cutoffs)
     return TopicResult(ap, ndcg, ip, last, num_rel, num_ret, n, inferred_rel)
 
 

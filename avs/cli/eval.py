@@ -9,6 +9,13 @@ from . import cli
 from .render import emit
 
 
+def _cutoffs(ctx, param, spec: str) -> tuple[int, ...]:
+    try:
+        return E.parse_cutoffs(spec)
+    except E.InputError as e:
+        raise click.BadParameter(e.problem) from None
+
+
 @cli.group("eval")
 def eval_group() -> None:
     """Evaluate runs (NIST xinfAP, per-category breakdown)."""
@@ -25,7 +32,10 @@ def eval_group() -> None:
 @click.option("--strict", is_flag=True, help="Refuse duplicates, >1000 results, unknown topics; "
                                              "average over all qrels topics (missing = 0).")
 @click.option("--topic-prefix", default="1", show_default=True, help="XML tNum -> qrels topic id prefix.")
-def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
+@click.option("--cutoffs", default="avs", show_default=True, callback=_cutoffs,
+              help="iP ranks: avs (NIST's AVS sample_eval.pl: 5,10,15,20,30,100,200,500,1000), 2012 (the generic "
+                   "script: 10,100,1000,1000) or a list such as 5,10,100.")
+def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) -> None:
     """Evaluate RUNS (TREC 6-column or NIST XML) with NIST's extended inferred AP."""
     if fmt == "sample_eval" and len(runs) != 1:
         raise click.UsageError("--format sample_eval takes exactly one run")
@@ -35,7 +45,7 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix) -> None:
 
         qrels = ensure().qrels
         click.echo(f"avs: no --qrels: evaluating against the SIMULATED demo judgments ({qrels})", err=True)
-    evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix)
+    evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix, cutoffs=cutoffs)
     if fmt == "sample_eval":
         ev = next(iter(evals.values()))
         click.echo(E.format_sample_eval(ev, per_query), nl=False)
