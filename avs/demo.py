@@ -25,6 +25,9 @@ CONFIG = "sim_laff"
 EPOCHS = 12
 LR = 3e-4
 MODEL_NAME = "demo_laff"  # the run id of a demo search starts with it
+# The pid (and TREC tag) of every run searched on the demo: it is how `avs eval` knows that a run may be scored
+# against the demo's simulated judgments. Its shot ids look like V3C1's, so they cannot tell.
+DEMO_PID = "SIMULATED-demo"
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,37 @@ def ensure(root: str | os.PathLike | None = None) -> Demo:
     return demo
 
 
+def is_demo_run(path: str | os.PathLike) -> bool:
+    """True when the run file says it was searched on the demo (its pid or TREC tag is ``DEMO_PID``).
+
+    Only the head of the file is read, so a real run of any size is told apart at once.
+    """
+    from trec_eval_compat import io as tio
+    from trec_eval_compat import runxml, xmlsafe
+
+    if tio.looks_like_xml(path):
+        with tio.open_binary(path) as f:
+            for event, el in xmlsafe.iterparse(f, path):
+                if event == "start" and xmlsafe.localname(el) == runxml.RUN:
+                    return el.get("pid") == DEMO_PID
+        return False
+    with tio.open_text(path) as f:
+        for line in f:
+            if line.strip():
+                return line.split()[-1] == DEMO_PID
+    return False
+
+
+def demo_qrels(runs) -> Path:
+    """The demo's simulated judgments, for runs that were all searched on the demo; else an InputError, so that
+    a real run is never scored against simulated judgments (nor the demo built for it)."""
+    for r in runs:
+        if not is_demo_run(r):
+            raise InputError(r, f"not a run of the SIMULATED demo collection (its pid is not {DEMO_PID}): "
+                                "give NIST's judgments with --qrels")
+    return ensure().qrels
+
+
 def demo_paths() -> tuple[Path, Path]:
     """(model directory, index) of the demo, building it on first use."""
     demo = ensure()
@@ -157,12 +191,12 @@ def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
     from .evaluate import label_means, load_labels
     from .models import load_model
     from .pipeline import search_topics
-    from .runs import run_lines
+    from .runs import RunInfo, run_lines
     from .topics import shipped_dir
     from trec_eval_compat.evaluate import evaluate
 
     topics = topics or shipped_dir() / "tv20.xml"
-    res = search_topics(topics, demo.model, demo.index)
+    res = search_topics(topics, demo.model, demo.index, info=RunInfo(pid=DEMO_PID))
     ev = evaluate(demo.qrels, run_lines(res.run))
     loaded = load_model(demo.model)
     store = open_store(demo.store)

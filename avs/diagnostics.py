@@ -140,7 +140,7 @@ def attention_weights(model_dir: str | os.PathLike, topics: str | os.PathLike | 
     """
     from .collection import open_store
     from .encode import text_featurizer
-    from .topics import read_topics
+    from .topics import as_topics
     from .train import open_data
 
     if (topics is None) == (captions is None):
@@ -152,7 +152,7 @@ def attention_weights(model_dir: str | os.PathLike, topics: str | os.PathLike | 
                          "features can be read here")
     vnames = [f.name for f in cfg.video]
     if topics is not None:
-        ts = read_topics(topics, labels=False)
+        ts = as_topics(topics)
         texts, ids = [t.text for t in ts], [str(t.num) for t in ts]
         featurizer = text_featurizer(loaded, word2vec=word2vec)
         videos, n_videos = None, 0
@@ -232,14 +232,14 @@ def space_overlap(model_dir: str | os.PathLike, topics: str | os.PathLike, index
     from .encode import encode_topics, text_featurizer, weighted_queries
     from .index import open_index
     from .search import search
-    from .topics import read_topics
+    from .topics import as_topics
 
     if k < 1:
         raise InputError(None, f"k = {k}: must be at least 1")
     loaded = load_model(model_dir)
     idx = open_index(index)
     idx.check_model(loaded)
-    ts = read_topics(topics, labels=False)
+    ts = as_topics(topics)
     emb = encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), ts)
     spaces = emb.shape[1]
     top = []

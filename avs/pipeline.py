@@ -15,7 +15,7 @@ from .models import load_model
 from .runs import Item, Run, RunInfo, TopicResult, whole_seconds
 from .search import search
 from .shots import shots_to_exclude
-from .topics import TopicSet, read_topics
+from .topics import TopicSet, as_topics
 
 TASK_CODE = {"main": "M", "progress": "P"}
 
@@ -35,7 +35,7 @@ def search_topics(topics: str | os.PathLike | TopicSet, model: str | os.PathLike
     """Search every topic; each topic's elapsed time is its own encoding and ranking time plus an equal share
     of the index scan (all topics are scored in one pass)."""
     t0 = time.perf_counter()
-    ts = topics if isinstance(topics, TopicSet) else read_topics(topics, labels=False)
+    ts = as_topics(topics)
     loaded = load_model(model, device)
     idx = open_index(index)
     idx.check_model(loaded)

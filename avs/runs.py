@@ -323,9 +323,9 @@ def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
     store or NIST's valid-shot table (``read_valid_shots``); ``pids``: NIST's participant list. A file that
     cannot be read at all (missing) raises ``InputError``; one that is not well-formed is a problem.
     """
-    from .topics import read_topics
+    from .topics import as_topics
 
-    topic_nums = read_topics(topics, labels=False).nums if topics is not None else None
+    topic_nums = as_topics(topics).nums if topics is not None else None
     valid = read_valid_shots(shots) if isinstance(shots, (str, os.PathLike)) else shots
     pid_set = read_pids(pids) if isinstance(pids, (str, os.PathLike)) else pids
     p = os.fspath(path)
@@ -468,7 +468,10 @@ def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots: Val
         elif not is_shot_id(shot):
             out.add(line, f"topic {num}: shot id {shot!r} is not shot<digits>_<digits>")
         elif shots is not None and shot not in shots:
-            out.add(line, f"topic {num}: {shot} is not in the {shots.kind}")
+            spelled = shots.spelled(shot)
+            out.add(line, f"topic {num}: {shot} is not in the {shots.kind}" if spelled is None else
+                    f"topic {num}: {shot} is written {spelled} in the {shots.kind} and in NIST's judgments "
+                    f"(NIST's checker passes it, but it would never match a judged shot)")
         if shot in first:
             out.add(line, f"topic {num}: {shot} appears twice (first at line {first[shot]})")
         first.setdefault(shot, line)

@@ -128,7 +128,20 @@ class ValidShots:
         if self.ids is not None:
             return shot_id in self.ids
         m = SHOT_ID.match(shot_id)
-        return m is not None and 1 <= int(m.group(2)) <= self.max_shot.get(m.group(1), 0)
+        return m is not None and m.group(2) == str(int(m.group(2))) \
+            and 1 <= int(m.group(2)) <= self.max_shot.get(m.group(1), 0)
+
+    def spelled(self, shot_id: str) -> str | None:
+        """The table's spelling of a shot id that names a valid shot with other digits (``shot7476_01`` ->
+        ``shot07476_1``): NIST's checker reads the numbers and passes it, but the judgments use that spelling."""
+        m = SHOT_ID.match(shot_id)
+        if self.max_shot is None or m is None:
+            return None
+        video = next((v for v in self.max_shot if int(v) == int(m.group(1))), None)
+        if video is None:
+            return None
+        canonical = f"shot{video}_{int(m.group(2))}"
+        return canonical if canonical != shot_id and canonical in self else None
 
 
 def read_valid_shot_table(path: str | os.PathLike) -> dict[str, int]:

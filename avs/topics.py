@@ -7,7 +7,11 @@ Two input forms are accepted:
   in the prolog and DOCTYPE lines are fine; entity declarations are refused (see ``trec_eval_compat.xmlsafe``).
   A file whose root is ``avsTopics`` (our canonical form, ``topics/avs-topics.dtd``) is also DTD-validated.
 * Plain text, one ``NUM<spaces or TAB>text`` per line, as teams pass topic lists around. Blank lines and
-  lines starting with ``#`` are skipped.
+  lines starting with ``#`` are skipped. Lists without numbers (the TRECVID 2016-2018 list has 90 bare lines)
+  are read with ``number_from``: the first topic gets that number, each next one the next.
+
+Topic numbers are kept as the file writes them (``Topic.written``: ``0661`` stays ``0661`` when shown or
+converted) unless ``strip_zeros`` is asked for; ``Topic.num`` is always the number's value.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ class Topic:
     num: int
     text: str
     labels: frozenset[str] | None = None  # subset of LABELS; None = not labelled
+    written: str | None = field(default=None, compare=False)  # the number as the file spells it
+
+    @property
+    def number(self) -> str:
+        """The number as written (``0661``), else as a plain integer."""
+        return self.written if self.written is not None else str(self.num)
 
     @property
     def eval_id(self) -> str:
@@ -89,14 +99,23 @@ def shipped_dir() -> Path:
     return Path(str(resources.files("avs.topicsets")))
 
 
+def shipped_or(path: str | os.PathLike) -> str | os.PathLike:
+    """``path``, or the shipped topic file it names when it is a bare name (``tv20``) and no such file exists."""
+    p = Path(path)
+    if p.exists() or p.parent != Path(".") or p.suffix not in ("", ".xml"):
+        return path
+    shipped = shipped_dir() / f"{p.stem}.xml"
+    return shipped if shipped.exists() else path
+
+
 def shipped_labels_path() -> Path:
     return shipped_dir() / "labels.tsv"
 
 
-def _num(raw: str, path, line: int | None, where: str = "") -> int:
+def _num(raw: str, path, line: int | None, where: str = "", hint: str = "") -> int:
     s = raw.strip()
-    if not s.isdigit():
-        raise InputError(path, f"{where}topic number {raw!r} is not numeric", line=line)
+    if not (s.isascii() and s.isdigit()):
+        raise InputError(path, f"{where}topic number {raw!r} is not numeric{hint}", line=line)
     return int(s)
 
 
@@ -118,16 +137,20 @@ def _check(topics: list[Topic], lines: list[int | None], path) -> list[Topic]:
     return topics
 
 
-def parse_text(data: str, path=None) -> TopicSet:
-    """Parse a plain-text topic list (``NUM<whitespace>text`` per line)."""
+def parse_text(data: str, path=None, number_from: int | None = None) -> TopicSet:
+    """Parse a plain-text topic list: ``NUM<whitespace>text`` per line, or with ``number_from`` one topic text
+    a line, numbered from ``number_from`` on."""
     topics, lines = [], []
     for i, line in enumerate(data.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
-        parts = s.split(None, 1)
-        num = _num(parts[0], path, i)
-        topics.append(Topic(num, _text(parts[1] if len(parts) > 1 else "")))
+        if number_from is not None:
+            topics.append(Topic(number_from + len(topics), _text(s)))
+        else:
+            parts = s.split(None, 1)
+            num = _num(parts[0], path, i, hint=" (a list of bare topic texts? number them with --number-from N)")
+            topics.append(Topic(num, _text(parts[1] if len(parts) > 1 else ""), written=parts[0]))
         lines.append(i)
     return TopicSet(_check(topics, lines, path), path=None if path is None else os.fspath(path))
 
@@ -155,7 +178,7 @@ def parse_xml(source, path=None) -> TopicSet:
         num = _num(el.get("num"), path, el.sourceline, where=f"<{xmlsafe.localname(el)}>: ")
         desc = next((c for c in el if xmlsafe.localname(c) == "textDescription"), None)
         text = desc.get("text") if desc is not None and desc.get("text") is not None else "".join(el.itertext())
-        topics.append(Topic(num, _text(text)))
+        topics.append(Topic(num, _text(text), written=el.get("num").strip()))
         lines.append(el.sourceline)
     return TopicSet(
         _check(topics, lines, path),
@@ -164,12 +187,16 @@ def parse_xml(source, path=None) -> TopicSet:
     )
 
 
-def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool = True) -> TopicSet:
+def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool = True,
+                number_from: int | None = None, strip_zeros: bool = False) -> TopicSet:
     """Read a topic file, XML or plain text (decided by content, not by extension).
 
     ``labels``: ``True`` attaches the shipped ``topics/labels.tsv``; a path attaches that file; ``False``/``None``
-    attaches none. Topics the label file does not list keep ``labels=None``.
+    attaches none. Topics the label file does not list keep ``labels=None``. ``number_from``: the file is a list
+    of bare topic texts, numbered from this number on. ``strip_zeros``: write numbers without leading zeros.
+    A bare name of a shipped set (``tv20``, ``tv20.xml``) that is no file here reads the shipped file.
     """
+    path = shipped_or(path)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -177,6 +204,8 @@ def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool
     if not data.strip():
         raise InputError(path, "file is empty")
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        if number_from is not None:
+            raise InputError(path, "an XML topic file carries its own numbers (--number-from is for plain lists)")
         ts = parse_xml(data, path)
         ts.path = os.fspath(path)
     else:
@@ -184,11 +213,18 @@ def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise InputError(path, f"not UTF-8 text (byte {e.start}) and not XML") from None
-        ts = parse_text(text, path)
+        ts = parse_text(text, path, number_from)
+    if strip_zeros:
+        ts = replace(ts, topics=[replace(t, written=None) for t in ts])
     if labels:
         label_path = shipped_labels_path() if labels is True else labels
         ts = apply_labels(ts, read_labels(label_path))
     return ts
+
+
+def as_topics(topics: "str | os.PathLike | TopicSet") -> TopicSet:
+    """A TopicSet as given, or the topics of a file (unlabelled)."""
+    return topics if isinstance(topics, TopicSet) else read_topics(topics, labels=False)
 
 
 def read_labels(path: str | os.PathLike) -> dict[int, frozenset[str]]:
@@ -235,7 +271,7 @@ def to_xml(topics: TopicSet) -> bytes:
     root = etree.Element(CANONICAL_ROOT, year=topics.year, collection=topics.collection, task=topics.task)
     root.text = "\n  "
     for i, t in enumerate(topics):
-        el = etree.SubElement(root, "videoTopic", num=str(t.num))
+        el = etree.SubElement(root, "videoTopic", num=t.number)
         etree.SubElement(el, "textDescription", text=t.text)
         el.tail = "\n  " if i < len(topics) - 1 else "\n"
     doctype = f'<!DOCTYPE {CANONICAL_ROOT} SYSTEM "{DTD_NAME}">'
@@ -244,7 +280,7 @@ def to_xml(topics: TopicSet) -> bytes:
 
 def to_text(topics: TopicSet) -> str:
     """The plain-text list form (``NUM<TAB>text``)."""
-    return "".join(f"{t.num}\t{t.text}\n" for t in topics)
+    return "".join(f"{t.number}\t{t.text}\n" for t in topics)
 
 
 def with_origin(topics: TopicSet, year: str | None = None, collection: str | None = None,
@@ -265,6 +301,7 @@ def topics_frame(topics: TopicSet):
     """One row per topic: num, text and a 0/1 column per label (None where the topic is unlabelled)."""
     import pandas as pd
 
-    rows = [{"num": t.num, "text": t.text,
+    as_written = any(t.number != str(t.num) for t in topics)  # e.g. 0661: keep the spelling, as text
+    rows = [{"num": t.number if as_written else t.num, "text": t.text,
              **{lab: (None if t.labels is None else int(lab in t.labels)) for lab in LABELS}} for t in topics]
     return pd.DataFrame(rows, columns=["num", "text", *LABELS]).astype({lab: "object" for lab in LABELS})

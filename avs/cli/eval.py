@@ -41,9 +41,9 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) ->
         raise click.UsageError("--format sample_eval takes exactly one run")
     simulated = qrels is None
     if simulated:
-        from ..demo import ensure
+        from ..demo import demo_qrels
 
-        qrels = ensure().qrels
+        qrels = demo_qrels(runs)
         click.echo(f"avs: no --qrels: evaluating against the SIMULATED demo judgments ({qrels})", err=True)
     evals = E.evaluate_runs(list(runs), qrels, strict=strict, prefix=topic_prefix, cutoffs=cutoffs)
     if fmt == "sample_eval":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from . import cli
+from .options import number_from_option, read_topics_option
 from .eval import eval_group
 from .model import model_group
 from .render import emit
@@ -54,6 +55,7 @@ def compare(runs, qrels, labels, baseline, permutations, seed, strict, topic_pre
 @model_group.command("weights")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--topics", type=click.Path(dir_okay=False), help="Text side over these topics' texts.")
+@number_from_option
 @click.option("--captions", type=click.Path(file_okay=False),
               help="Caption data (ROOT/COLLECTION, RUC layout): text side over its captions, video side over "
                    "its videos.")
@@ -62,14 +64,14 @@ def compare(runs, qrels, labels, baseline, permutations, seed, strict, topic_pre
 @click.option("--word2vec", type=click.Path(), help="word2vec model, if the model's text side uses one.")
 @_out
 @_force
-def weights(model_dir, topics, captions, store, word2vec, out, force) -> None:
+def weights(model_dir, topics, number_from, captions, store, word2vec, out, force) -> None:
     """Mean ± std attention weight of each text and video feature, per space and overall (Tab. 9)."""
     from ..diagnostics import attention_weights, weights_files
     from ..report import write_outputs
 
     if (topics is None) == (captions is None):
         raise click.UsageError("give exactly one of --topics and --captions")
-    ws = attention_weights(model_dir, topics, captions, store, word2vec)
+    ws = attention_weights(model_dir, read_topics_option(topics, number_from), captions, store, word2vec)
     click.echo(f"attention weights of {ws.model} ({ws.fusion}) over "
                + ", ".join(f"{n} {'texts' if s == 'text' else 'videos'}" for s, n in ws.items.items()))
     emit(ws.wide().reset_index(), "table")
@@ -80,18 +82,19 @@ def weights(model_dir, topics, captions, store, word2vec, out, force) -> None:
 @model_group.command("spaces")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--topics", required=True, type=click.Path(dir_okay=False), help="Topic file (the queries).")
+@number_from_option
 @click.option("--index", "index_path", required=True, type=click.Path(dir_okay=False),
               help="Index built with MODEL.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Length of the top lists.")
 @click.option("--word2vec", type=click.Path(), help="word2vec model, if the model's text side uses one.")
 @_out
 @_force
-def spaces(model_dir, topics, index_path, k, word2vec, out, force) -> None:
+def spaces(model_dir, topics, number_from, index_path, k, word2vec, out, force) -> None:
     """Jaccard index between the top-k lists of every pair of embedding spaces, mean over topics (Tab. 10)."""
     from ..diagnostics import space_overlap, spaces_files
     from ..report import write_outputs
 
-    so = space_overlap(model_dir, topics, index_path, k, word2vec)
+    so = space_overlap(model_dir, read_topics_option(topics, number_from), index_path, k, word2vec)
     click.echo(f"inter-space Jaccard of the top-{so.k} lists of {so.model} over {so.queries} topics")
     emit(so.matrix.reset_index(), "table")
     if out:

@@ -9,6 +9,7 @@ import click
 from .. import runs as R
 from ..fileio import check_writable
 from . import cli
+from .options import number_from_option, read_topics_option
 
 _prefix = click.option("--topic-prefix", default="1", show_default=True,
                        help="TREC topic id = this prefix + NIST topic number.")
@@ -59,6 +60,7 @@ def run_group() -> None:
 @run_group.command("validate")
 @click.argument("run", type=click.Path(dir_okay=False))
 @click.option("--topics", type=click.Path(dir_okay=False), help="Topic file: the run must answer exactly these.")
+@number_from_option
 @click.option("--shots", type=click.Path(dir_okay=False),
               help="The valid shots: NIST's valid-shot table (VIDEO MAXSHOT per line, e.g. V3C2.validShotTable), "
                    "a collection store, or a shot list (one id a line).")
@@ -66,10 +68,10 @@ def run_group() -> None:
 @click.option("--year", type=int, help="TRECVID year whose rules apply (default: the DOCTYPE's).")
 @_prefix
 @click.pass_context
-def validate(ctx, run: str, topics, shots, pids, year, topic_prefix: str) -> None:
+def validate(ctx, run: str, topics, number_from, shots, pids, year, topic_prefix: str) -> None:
     """Check RUN against its year's DTD and the rules of NIST's submission checker; print every problem as
     file:line: problem."""
-    problems = R.validate(run, topics=topics, shots=shots, year=year, prefix=topic_prefix, pids=pids)
+    problems = R.validate(run, topics=read_topics_option(topics, number_from), shots=shots, year=year, prefix=topic_prefix, pids=pids)
     for p in problems:
         click.echo(str(p))
     if problems:

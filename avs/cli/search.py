@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import cli
-from .options import device_option
+from .options import device_option, number_from_option, read_topics_option
 from .topics import topics_group
 
 
@@ -28,6 +28,7 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 
 @cli.command("search")
 @click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
+@number_from_option
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--index", "index_file", type=click.Path(dir_okay=False), help="Index built with that model.")
 @click.option("--run-id", help="Run name (default: <model>_<topic file>).")
@@ -44,7 +45,7 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 @click.option("--algo", type=click.Choice(["C", "V"]), default="V", show_default=True,
               help="2023 on: C concept-based, V other (embeddings, as LAFF).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid, priority, desc,
+def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid, priority, desc,
                year, task, algo, force) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
     from ..fileio import check_writable
@@ -65,11 +66,15 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
     for p in (out, trec):
         if p:
             check_writable(p, force)
-    if demo and desc is None:
-        desc = "avs demo: LAFF on the SIMULATED demo collection"
+    if demo:
+        from ..demo import DEMO_PID
+
+        if pid not in (None, DEMO_PID):
+            raise click.UsageError(f"a search of the SIMULATED demo has the pid {DEMO_PID}, not {pid}")
+        pid, desc = DEMO_PID, desc or "avs demo: LAFF on the SIMULATED demo collection"
     info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task,
                    algo=algo)
-    res = search_topics(topics_file, model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
+    res = search_topics(read_topics_option(topics_file, number_from), model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
                         info=info, year=year, progress=True)
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
@@ -86,10 +91,11 @@ def search_cmd(topics_file, model_dir, index_file, run_id, out, trec, topk, excl
 @topics_group.command("encode")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
+@number_from_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (topics × S·d).")
 @click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the model's).")
 @click.option("--force", is_flag=True)
-def encode_cmd(model_dir, topics_file, out, word2vec, force) -> None:
+def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> None:
     """Write the topic embeddings (rows in topic order; per-space unit vectors, concatenated)."""
     import io
 
@@ -98,11 +104,9 @@ def encode_cmd(model_dir, topics_file, out, word2vec, force) -> None:
     from ..encode import encode_topics, flatten, text_featurizer
     from ..fileio import atomic_write, check_writable
     from ..models import load_model
-    from ..topics import read_topics
-
     check_writable(out, force)
     loaded = load_model(model_dir)
-    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), read_topics(topics_file, labels=False)))
+    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), read_topics_option(topics_file, number_from)))
     buf = io.BytesIO()
     np.save(buf, emb)
     atomic_write(out, buf.getvalue(), force=force)

@@ -10,6 +10,7 @@ import pandas as pd
 from .. import topics as T
 from ..fileio import atomic_write, check_writable
 from . import cli
+from .options import number_from_option
 from .render import emit
 
 
@@ -24,14 +25,20 @@ def _check_year(value: str | None) -> str | None:
     return value
 
 
+_strip_zeros = click.option("--strip-zeros", is_flag=True,
+                            help="Write topic numbers without leading zeros (default: as the file writes them).")
+
+
 @topics_group.command("show")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table", show_default=True)
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Label table (TSV); default: the shipped topics/labels.tsv.")
-def show(file: str, fmt: str, labels: str | None) -> None:
+@number_from_option
+@_strip_zeros
+def show(file: str, fmt: str, labels: str | None, number_from, strip_zeros) -> None:
     """Print the topics of FILE with their object/person/action/location labels."""
-    ts = T.read_topics(file, labels=labels or True)
+    ts = T.read_topics(file, labels=labels or True, number_from=number_from, strip_zeros=strip_zeros)
     df = T.topics_frame(ts)
     if fmt == "table":
         for lab in T.LABELS:
@@ -46,11 +53,13 @@ def show(file: str, fmt: str, labels: str | None) -> None:
               help="Year(s) the topics were released, YYYY or YYYY-YYYY (XML output; inferred from NIST numbering).")
 @click.option("--collection", type=click.Choice(["IACC.3", "V3C1", "V3C2"]), help="Collection (XML output).")
 @click.option("--task", type=click.Choice(["main", "progress"]), help="Task (XML output).")
+@number_from_option
+@_strip_zeros
 @click.option("--force", is_flag=True, help="Overwrite DST.")
-def convert(src: str, dst: str, year, collection, task, force: bool) -> None:
+def convert(src: str, dst: str, year, collection, task, number_from, strip_zeros, force: bool) -> None:
     """Convert a topic file; DST ending in .xml gets the canonical XML, anything else NUM<TAB>text."""
     check_writable(dst, force)
-    ts = T.read_topics(src, labels=False)
+    ts = T.read_topics(src, labels=False, number_from=number_from, strip_zeros=strip_zeros)
     if dst.endswith(".xml"):
         ts = T.with_origin(ts, year=year, collection=collection, task=task)
         atomic_write(dst, T.to_xml(ts), force=force)
