@@ -267,3 +267,46 @@ def test_shipped_topic_names(tmp_path, monkeypatch):
     assert T.read_topics("tv20.xml", labels=False).nums == [1]  # a file of that name comes first
     with pytest.raises(InputError, match="tv99"):
         T.read_topics("tv99", labels=False)
+
+
+def test_real_runs_never_default_to_the_simulated_judgments(tmp_path, run_cli, monkeypatch):
+    from avs import demo
+
+    built = []
+    monkeypatch.setattr(demo, "ensure", lambda *a, **k: built.append(1))
+    real = tmp_path / "real.xml"
+    real.write_text(xml_run(2025, RUN_2025, OK_TOPICS))
+    trec = tmp_path / "real.trec"
+    trec.write_text("1761 Q0 shot07476_1 1 9.5 TEAMA\n")
+    for run in (real, trec):
+        r = run_cli("eval", "infap", run)
+        assert r.exit_code == 2 and "not a run of the SIMULATED demo collection" in r.output
+        assert "give NIST's judgments with --qrels" in r.output
+    assert built == []  # refused before the demo would be built
+    (tmp_path / "d.trec").write_text(f"1641 Q0 shot00001_1 1 2.0 {demo.DEMO_PID}\n")
+    (tmp_path / "d.xml").write_text(xml_run(2020, RUN_2025.replace("TEAMA", demo.DEMO_PID), OK_TOPICS))
+    assert demo.is_demo_run(tmp_path / "d.trec") and demo.is_demo_run(tmp_path / "d.xml")
+    assert not demo.is_demo_run(real) and not demo.is_demo_run(trec)
+
+
+def test_every_data_file_is_in_the_wheel():
+    """Each file under avs/ that is not Python source is matched by setup.cfg's package_data."""
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    patterns = {pkg: [p.strip() for p in globs.split(",")] for pkg, globs in cfg["options.package_data"].items()}
+    assert "packages = find:" in (root / "setup.cfg").read_text()
+    missing = []
+    for f in (root / "avs").rglob("*"):
+        if f.is_dir() or f.suffix in (".py", ".pyc") or "__pycache__" in f.parts:
+            continue
+        rel = f.relative_to(root)
+        pkg_dir = next(p for p in [rel.parent, *rel.parents] if (root / p / "__init__.py").exists())
+        inner = rel.relative_to(pkg_dir).as_posix()
+        if not any(fnmatch.fnmatch(inner, g) for g in patterns.get(".".join(pkg_dir.parts), [])):
+            missing.append(str(rel))
+    assert missing == []
