@@ -5,11 +5,21 @@ in random order. Where ``perl`` and a local sample_eval.pl are given (``--perl-s
 not part of avs), the same 100 evaluations are timed with it too and the ratio is printed.
 
     python bench/eval_infap.py [--runs 100] [--perl-script /path/to/sample_eval.pl]
+
+``--scale LINES`` measures instead two large SIMULATED runs of LINES lines each, the shapes of the issue that asks
+for them: few topics with very long lists (the 20 tv21 topics), and 500 topics of LINES/500 lines (judged with
+every 10th row of the tv21 judgments repeated under 500 topic ids). Each evaluator runs in its own process (``python -m
+trec_eval_compat -q`` and, given ``--perl-script``, ``perl sample_eval.pl -q``); wall time, peak RSS and whether
+the outputs are the same bytes are printed side by side. Files are cached in ``bench/.cache/eval_scale``.
+
+    python bench/eval_infap.py --scale 10000000 --perl-script /path/to/sample_eval.pl
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import os
 import random
 import shutil
 import subprocess
@@ -47,8 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--perl-script", help="path to NIST's sample_eval.pl, to time it on the same runs")
+    ap.add_argument("--scale", type=int, metavar="LINES", help="measure two runs of LINES lines instead")
     args = ap.parse_args()
     print(describe())
+    if args.scale:
+        return scale(args.scale, args.perl_script)
     with tempfile.TemporaryDirectory() as tmp:
         qrels = Qrels.read(QRELS)
         runs = make_runs(qrels, args.runs, Path(tmp))
@@ -71,10 +84,73 @@ def main() -> None:
                   f"ratio perl/python = {t_perl / t_total:.1f}x; identical outputs: {same}/{args.runs}")
 
 
+def measure(cmd: list[str]) -> tuple[float, float, bytes]:
+    """Wall seconds, peak RSS in GB and stdout of one process."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} exited with {p.returncode}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss / 2**20, out.read()
+
+
+def scale_files(lines: int, folder: Path) -> list[tuple[str, Path, Path]]:
+    """(shape, qrels, run) for the two shapes, written once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tv21 = gzip.decompress(QRELS.read_bytes()).decode().splitlines()
+    shapes = []
+    for name, n_topics in (("20 topics", 20), ("500 topics", 500)):
+        qrels, run = folder / f"qrels.{n_topics}", folder / f"run.{n_topics}.{lines}"
+        by_topic: dict[str, list[str]] = {}
+        for ln in tv21:
+            by_topic.setdefault(ln.split()[0], []).append(ln)
+        base = sorted(by_topic)
+        if not qrels.exists():
+            with open(qrels, "w") as f:
+                for i in range(n_topics):
+                    topic = base[i] if n_topics == 20 else str(10000 + i)
+                    # 500 topics judged as deeply as tv21's 20 would be 5 M qrels lines: every 10th row is kept
+                    for ln in by_topic[base[i % 20]][:: 1 if n_topics == 20 else 10]:
+                        f.write(f"{topic} {ln.split(None, 1)[1]}\n")
+        if not run.exists():
+            rnd = random.Random(lines + n_topics)
+            per = lines // n_topics
+            with open(run, "w") as f:
+                for i in range(n_topics):
+                    topic = base[i] if n_topics == 20 else str(10000 + i)
+                    pooled = [ln.split()[2] for ln in by_topic[base[i % 20]]]
+                    chunk = []
+                    for k in range(per):
+                        shot = rnd.choice(pooled) if rnd.random() < 0.3 else \
+                            f"shot{rnd.randint(1, 17235):05d}_{rnd.randint(1, 400)}"
+                        chunk.append(f"{topic} Q0 {shot} {k + 1} {rnd.random() * 100:.4f} sim\n")
+                        if len(chunk) == 100_000:
+                            f.write("".join(chunk))
+                            chunk = []
+                    f.write("".join(chunk))
+        shapes.append((name, qrels, run))
+    return shapes
+
+
+def scale(lines: int, perl_script: str | None) -> None:
+    folder = Path(__file__).parent / ".cache" / "eval_scale"
+    for name, qrels, run in scale_files(lines, folder):
+        print(f"{name}, {lines:,} lines ({run.stat().st_size / 1e9:.2f} GB):")
+        t_py, rss_py, out_py = measure([sys.executable, "-m", "trec_eval_compat", "-q", str(qrels), str(run)])
+        print(f"  trec_eval_compat  {t_py:7.1f} s  {rss_py:5.2f} GB peak RSS")
+        if perl_script and shutil.which("perl"):
+            t_pl, rss_pl, out_pl = measure(["perl", perl_script, "-q", str(qrels), str(run)])
+            print(f"  sample_eval.pl    {t_pl:7.1f} s  {rss_pl:5.2f} GB peak RSS")
+            print(f"  ratio avs/perl: time {t_py / t_pl:.2f}x, memory {rss_py / rss_pl:.2f}x; "
+                  f"same bytes: {out_py == out_pl}")
+
+
 def _plain_qrels(tmp: str) -> str:
     # sample_eval.pl does not read gzip
-    import gzip
-
     p = Path(tmp) / "avs.qrels.main.tv21"
     if not p.exists():
         p.write_bytes(gzip.decompress(QRELS.read_bytes()))
