@@ -150,10 +150,13 @@ def is_demo_run(path: str | os.PathLike) -> bool:
                 if event == "start" and xmlsafe.localname(el) == runxml.RUN:
                     return el.get("pid") == DEMO_PID
         return False
-    with tio.open_text(path) as f:
-        for line in f:
-            if line.strip():
-                return line.split()[-1] == DEMO_PID
+    try:
+        with tio.open_text(path) as f:
+            for line in f:
+                if line.strip():
+                    return line.split()[-1] == DEMO_PID
+    except (UnicodeDecodeError, OSError, EOFError):
+        return False  # not a demo run; the evaluator names what is wrong once it is given --qrels
     return False
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Iterable
 
@@ -131,13 +132,17 @@ class ValidShots:
         return m is not None and m.group(2) == str(int(m.group(2))) \
             and 1 <= int(m.group(2)) <= self.max_shot.get(m.group(1), 0)
 
+    @cached_property
+    def _video_spelling(self) -> dict[int, str]:
+        return {int(v): v for v in self.max_shot or ()}
+
     def spelled(self, shot_id: str) -> str | None:
         """The table's spelling of a shot id that names a valid shot with other digits (``shot7476_01`` ->
         ``shot07476_1``): NIST's checker reads the numbers and passes it, but the judgments use that spelling."""
         m = SHOT_ID.match(shot_id)
         if self.max_shot is None or m is None:
             return None
-        video = next((v for v in self.max_shot if int(v) == int(m.group(1))), None)
+        video = self._video_spelling.get(int(m.group(1)))
         if video is None:
             return None
         canonical = f"shot{video}_{int(m.group(2))}"
@@ -175,7 +180,10 @@ def read_valid_shots(path: str | os.PathLike) -> ValidShots:
     first = next(iter_lines(p), (0, []))[1]
     if len(first) == 2 and all(t.isascii() and t.isdigit() for t in first):
         return ValidShots(p, "valid-shot table", max_shot=read_valid_shot_table(p))
-    return ValidShots(p, "shot list", ids=frozenset(read_shot_list(p)))
+    ids = frozenset(read_shot_list(p))
+    if not ids:
+        raise InputError(p, "no shot ids (empty file)")
+    return ValidShots(p, "shot list", ids=ids)
 
 
 def drop_shots(ids: Iterable[str], dropped: Iterable[str]) -> list[str]:

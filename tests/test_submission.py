@@ -310,3 +310,21 @@ def test_every_data_file_is_in_the_wheel():
         if not any(fnmatch.fnmatch(inner, g) for g in patterns.get(".".join(pkg_dir.parts), [])):
             missing.append(str(rel))
     assert missing == []
+
+
+def test_bad_auxiliary_files_one_line(tmp_path, run_cli):
+    run = tmp_path / "run.xml"
+    run.write_text(xml_run(2025, RUN_2025, OK_TOPICS))
+    for name, data, option, message in [
+        ("empty", b"", "--pids", "no participant ids (empty file)"),
+        ("two", b"TEAMA TEAMB\n", "--pids", "expected one participant id, found 2 words"),
+        ("latin1", b"\xe9quipe\n", "--pids", "not UTF-8"),
+        ("empty", b"", "--shots", "no shot ids (empty file)"),
+        ("table", b"07476 x\n", "--shots", "not a shot id"),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        r = run_cli("run", "validate", run, option, tmp_path / name)
+        assert r.exit_code == 2 and message in r.output and len(r.output.splitlines()) == 1, r.output
+    (tmp_path / "binary.trec").write_bytes(b"\xff\xfe\x00bad")
+    r = run_cli("eval", "infap", tmp_path / "binary.trec")
+    assert r.exit_code == 2 and "not a run of the SIMULATED demo collection" in r.output

@@ -71,7 +71,8 @@ def run_group() -> None:
 def validate(ctx, run: str, topics, number_from, shots, pids, year, topic_prefix: str) -> None:
     """Check RUN against its year's DTD and the rules of NIST's submission checker; print every problem as
     file:line: problem."""
-    problems = R.validate(run, topics=read_topics_option(topics, number_from), shots=shots, year=year, prefix=topic_prefix, pids=pids)
+    problems = R.validate(run, topics=read_topics_option(topics, number_from), shots=shots, year=year,
+                          prefix=topic_prefix, pids=pids)
     for p in problems:
         click.echo(str(p))
     if problems:

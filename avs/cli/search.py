@@ -45,8 +45,8 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 @click.option("--algo", type=click.Choice(["C", "V"]), default="V", show_default=True,
               help="2023 on: C concept-based, V other (embeddings, as LAFF).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid, priority, desc,
-               year, task, algo, force) -> None:
+def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid,
+               priority, desc, year, task, algo, force) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
     from ..fileio import check_writable
     from ..pipeline import search_topics
@@ -74,8 +74,8 @@ def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, tre
         pid, desc = DEMO_PID, desc or "avs demo: LAFF on the SIMULATED demo collection"
     info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task,
                    algo=algo)
-    res = search_topics(read_topics_option(topics_file, number_from), model_dir, index_file, k=topk, exclude=exclude, word2vec=word2vec,
-                        info=info, year=year, progress=True)
+    res = search_topics(read_topics_option(topics_file, number_from), model_dir, index_file, k=topk, exclude=exclude,
+                        word2vec=word2vec, info=info, year=year, progress=True)
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
     if exclude is not None:
@@ -106,7 +106,8 @@ def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> Non
     from ..models import load_model
     check_writable(out, force)
     loaded = load_model(model_dir)
-    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), read_topics_option(topics_file, number_from)))
+    topics = read_topics_option(topics_file, number_from)
+    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), topics))
     buf = io.BytesIO()
     np.save(buf, emb)
     atomic_write(out, buf.getvalue(), force=force)
