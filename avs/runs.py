@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from lxml import etree
 
 from trec_eval_compat import io as tio
@@ -90,7 +91,7 @@ class Run:
     path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     path: str
     line: int | None
@@ -333,10 +334,10 @@ def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
             raise InputError(path, f"cannot read: {e}") from None
         return _xml_problems(data, p, year, topic_nums, valid, pid_set)
     try:
-        lines = tio.read_run(path)
+        run = tio.read_run_columns(path)
     except InputError as e:
         return [Problem(p, e.line, e.problem)]
-    return _trec_problems(lines, p, prefix, topic_nums, valid)
+    return _trec_problems(run, p, prefix, topic_nums, valid)
 
 
 class _Collect(list):
@@ -481,23 +482,24 @@ def _check_topic_set(seen, topic_nums, out: _Collect) -> None:
             out.add(None, f"no result for topic {n} of the topics file")
 
 
-def _trec_problems(lines: list[tio.RunLine], path: str, prefix: str, topic_nums,
+def _trec_problems(run: tio.RunColumns, path: str, prefix: str, topic_nums,
                    shots: ValidShots | None) -> list[Problem]:
     out = _Collect(path)
-    by_topic: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    first_line: dict[int, int] = {}
-    for ln in lines:
+    by_topic: dict[int, list[np.ndarray]] = defaultdict(list)  # rows, ids that read as one number together
+    for topic, rows in zip(run.topics, run.rows_by_topic()):
         try:
-            num = nist_topic_num(ln.topic, prefix)
+            by_topic[nist_topic_num(topic, prefix)].append(rows)
         except ValueError as e:
-            out.add(ln.line, str(e))
-            continue
-        first_line.setdefault(num, ln.line)
-        by_topic[num].append((ln.shot, ln.line))
-    for num, shot_lines in by_topic.items():
+            for line in run.line[rows].tolist():
+                out.add(line, str(e))
+    first_line = {}
+    for num, parts in by_topic.items():  # one topic's lines at a time: memory stays that of the columns
+        rows = np.sort(np.concatenate(parts))
+        lines = run.line[rows].tolist()
+        first_line[num] = lines[0]
         if topic_nums is not None and num not in topic_nums:
-            out.add(first_line[num], f"topic {num} is not in the topics file")
-        _check_shots(shot_lines, num, shots, out)
+            out.add(lines[0], f"topic {num} is not in the topics file")
+        _check_shots(list(zip(run.shots(rows), lines)), num, shots, out)
     _check_topic_set(first_line, topic_nums, out)
     return out.sorted()
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
-
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .io import Qrel, RunLine, iter_run, looks_like_xml, read_qrels, read_run
+from .io import Qrel, RunColumns, RunLine, looks_like_xml, read_qrels, read_run_columns
 from .qrels import TopicQrels, build_qrels
 from .xinfap import (AVS_CUTOFFS, CUTOFFS_2012, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic,
-                     ideal_dcg, interpolated_precision, rank_shots)
+                     ideal_dcg, interpolated_precision)
 
 RECALL_LABELS = tuple(f"iprec@rec{x:4.2f}" for x in RECALL_POINTS)
 CUTOFF_SETS = {"avs": AVS_CUTOFFS, "2012": CUTOFFS_2012}
@@ -73,13 +72,17 @@ class Qrels:
         return cls(read_qrels(path), os.fspath(path))
 
 
-def load_run(path: str | os.PathLike, prefix: str = "1") -> list[RunLine]:
+def load_run(path: str | os.PathLike, prefix: str = "1") -> RunColumns:
     """Read a TREC 6-column run or a NIST run XML (recognised by content; topic ids become prefix+tNum)."""
     if looks_like_xml(path):
         from .runxml import xml_run_lines
 
-        return xml_run_lines(path, prefix)
-    return read_run(path)
+        return _columns(xml_run_lines(path, prefix), path)
+    return read_run_columns(path)
+
+
+def _columns(lines: list[RunLine], path) -> RunColumns:
+    return RunColumns.from_records(((ln.topic, ln.shot, ln.score, ln.line) for ln in lines), path)
 
 
 def _numeric_key(topic: str) -> tuple[float, str]:
@@ -90,40 +93,63 @@ def _numeric_key(topic: str) -> tuple[float, str]:
         return 0.0, topic
 
 
-def group_run(records: Iterable[tuple[str, str, float, int]], path=None, strict: bool = False
-              ) -> dict[str, tuple[dict[str, float], int]]:
-    """``(topic, shot, score, line)`` records -> topic -> (shot -> score, the last line winning; line count)."""
-    scores: dict[str, dict[str, float]] = {}
-    counts: dict[str, int] = {}
-    for topic, shot, score, line in records:
-        per = scores.get(topic)
-        if per is None:
-            per = scores[topic] = {}
-            counts[topic] = 0
-        if strict and shot in per:
-            raise InputError(path, f"topic {topic}: shot {shot} appears twice (strict mode)", line=line)
-        per[shot] = score
-        counts[topic] += 1
-    if not counts:
-        raise InputError(path, "no run lines (empty file)")
+def group_run(run: RunColumns, strict: bool = False) -> dict[str, tuple[list[str], int]]:
+    """topic -> (its shots in sample_eval.pl's order, at most 1000; its number of lines), topics in order of
+    first appearance. Order: score descending, ties by shot id descending (string order); a shot listed twice
+    takes the score of its last line, as the script's hash assignment does."""
+    last, first = _last_rows(run)
+    if strict and len(last) < len(run):
+        repeat = np.ones(len(run), bool)
+        repeat[first] = False
+        row = int(np.flatnonzero(repeat)[0])
+        raise InputError(run.path, f"topic {run.topics[run.topic[row]]}: shot {run.shots([row])[0]} appears twice "
+                                   f"(strict mode)", line=int(run.line[row]))
+    n_lines = np.bincount(run.topic, minlength=len(run.topics))
     if strict:
-        for t, c in counts.items():
-            if c > MAX_RESULTS:
-                raise InputError(path, f"topic {t}: {c} results, more than {MAX_RESULTS} (strict mode)")
-    return {t: (scores[t], counts[t]) for t in scores}
+        for code, t in enumerate(run.topics):
+            if n_lines[code] > MAX_RESULTS:
+                raise InputError(run.path, f"topic {t}: {n_lines[code]} results, more than {MAX_RESULTS} (strict mode)")
+    out = {}
+    for code, (t, rows) in enumerate(zip(run.topics, run.rows_by_topic(last))):
+        scores = run.score[rows]
+        if len(rows) > MAX_RESULTS:  # only shots scoring at least the 1000th best can be ranked
+            rows = rows[scores >= np.partition(scores, len(rows) - MAX_RESULTS)[len(rows) - MAX_RESULTS]]
+        ranked = sorted(zip(run.score[rows].tolist(), run.shot[rows].tolist()), reverse=True)[:MAX_RESULTS]
+        out[t] = ([shot.decode() for _, shot in ranked], int(n_lines[code]))
+    return out
 
 
-def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.PathLike,
+def _last_rows(run: RunColumns) -> tuple[np.ndarray, np.ndarray]:
+    """Rows holding each distinct (topic, shot) for the last and for the first time."""
+    key = run.key
+    order = np.argsort(key)
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    if len(starts) < len(run):  # equal keys: make sure their rows name the same pair
+        a, b = order[:-1][sorted_key[1:] == sorted_key[:-1]], order[1:][sorted_key[1:] == sorted_key[:-1]]
+        if ((run.shot[a] != run.shot[b]) | (run.topic[a] != run.topic[b])).any():
+            pairs: dict[tuple, int] = {}
+            key = np.fromiter((pairs.setdefault(p, len(pairs)) for p in zip(run.topic.tolist(), run.shot.tolist())),
+                              np.int64, len(run))
+            order = np.argsort(key)
+            sorted_key = key[order]
+            starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    # rows are in file order, so the largest row of a group is its last line
+    return np.maximum.reduceat(order, starts), np.minimum.reduceat(order, starts)
+
+
+def evaluate(qrels: Qrels | str | os.PathLike, run: RunColumns | list[RunLine] | str | os.PathLike,
              strict: bool = False, run_path: str | None = None, cutoffs: tuple[int, ...] = AVS_CUTOFFS) -> Evaluation:
-    """Evaluate ``run`` (lines or a TREC run file) against ``qrels`` (prepared or a path); iP at ``cutoffs``."""
+    """Evaluate ``run`` (columns, lines or a TREC run file) against ``qrels`` (prepared or a path); iP at
+    ``cutoffs``."""
     if not isinstance(qrels, Qrels):
         qrels = Qrels.read(qrels)
     if isinstance(run, list):
-        records = ((ln.topic, ln.shot, ln.score, ln.line) for ln in run)
-    else:
-        run_path = os.fspath(run)
-        records = ((toks[0], toks[2], score, n) for n, toks, score in iter_run(run))
-    grouped = group_run(records, run_path, strict)
+        run = _columns(run, run_path)
+    elif not isinstance(run, RunColumns):
+        run = read_run_columns(run)
+    run_path = run_path or run.path
+    grouped = group_run(run, strict)
     ignored = sorted((t for t in grouped if t not in qrels.topics), key=_numeric_key)
     if strict and ignored:
         raise InputError(run_path, f"{len(ignored)} run topic(s) not in the qrels {qrels.path or ''}: "
@@ -134,8 +160,8 @@ def evaluate(qrels: Qrels | str | os.PathLike, run: list[RunLine] | str | os.Pat
                                    + f" (run topics: {', '.join(sorted(grouped, key=_numeric_key)[:5])})")
     results: dict[str, TopicResult] = {}
     for t in evaluated:
-        scores, n_lines = grouped[t]
-        results[t] = evaluate_topic(qrels.topics[t], rank_shots(scores), n_lines, qrels.idcg(t), cutoffs)
+        ranked, n_lines = grouped[t]
+        results[t] = evaluate_topic(qrels.topics[t], ranked, n_lines, qrels.idcg(t), cutoffs)
     missing = sorted((t for t in qrels.topics if t not in grouped), key=_numeric_key)
     columns = per_topic_measures(cutoffs)
     n_ip = len(columns) - 5

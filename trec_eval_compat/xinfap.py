@@ -44,12 +44,6 @@ class TopicResult:
     inferred_rel_at: np.ndarray  # N̂(k), k = 1..num_evaluated
 
 
-def rank_shots(scores: dict[str, float]) -> list[str]:
-    """Order shots as sample_eval.pl: score descending, ties by shot id descending (string order), top 1000."""
-    ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-    return [shot for shot, _ in ranked[:MAX_RESULTS]]
-
-
 def _seqsum(a: np.ndarray) -> float:
     return float(np.cumsum(a)[-1]) if len(a) else 0.0
 
