@@ -6,6 +6,7 @@ Everything here returns plain DataFrames and dataclasses; files are written by :
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from trec_eval_compat.ids import DEFAULT_PREFIX
 
 from .errors import InputError
 from .evaluate import evaluate_runs, infap_table, label_means, load_labels, run_name, topic_number
-from .fileio import atomic_write, check_writable
+from .fileio import atomic_write_all, check_writable
 from .topics import LABELS
 
 PERMUTATIONS = 10_000
@@ -213,11 +214,18 @@ def write_outputs(out_dir: str | os.PathLike, files: dict[str, str | bytes], for
     """Write each named file into ``out_dir`` atomically, after checking that none would be overwritten
     without ``force`` (so a refusal leaves nothing half-written)."""
     targets = check_outputs(out_dir, files, force)
+    created = not Path(out_dir).exists()
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(out_dir, f"cannot write here: {e.strerror or e}") from None
-    return [atomic_write(targets[name], data, force=force) for name, data in files.items()]
+    try:
+        return atomic_write_all({targets[name]: data for name, data in files.items()}, force=force)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                Path(out_dir).rmdir()
+        raise
 
 
 def comparison_files(c: Comparison) -> dict[str, str | bytes]:

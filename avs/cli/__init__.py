@@ -32,6 +32,9 @@ class AvsGroup(click.Group):
             _fail(e.format_message(), e.exit_code)
         except click.Abort:
             _fail("interrupted", 130)
+        except OSError as e:  # the system refused (disk full, permissions): the outputs were already cleaned up
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}")
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -21,10 +21,16 @@ def import_group() -> None:
     """Build a store from BigFile folders, VISIONE HDF5 files or .npy arrays."""
 
 
+def _check_name(ctx, param, value: str | None) -> str | None:
+    if value is not None and (not value.strip() or not value.isprintable()):
+        raise click.BadParameter(f"{value!r}: a collection name needs printable, non-blank text")
+    return value
+
+
 def _common_options(f):
     options = [
         click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Store to write (.h5)."),
-        click.option("--name", help="Collection name recorded in the store (default: OUT's stem)."),
+        click.option("--name", callback=_check_name, help="Collection name recorded in the store (default: OUT's stem)."),
         click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
                      help="Storage dtype; float32 keeps the input bit for bit."),
         click.option("--drop-incomplete", is_flag=True, help="Leave out ids that some feature lacks (else an error)."),
@@ -38,11 +44,11 @@ def _common_options(f):
     return f
 
 
-def _import_kwargs(out, name, dtype, drop_incomplete, excludes, allow_nonfinite, force) -> dict:
+def _import_kwargs(inputs, out, name, dtype, drop_incomplete, excludes, allow_nonfinite, force) -> dict:
     from ..fileio import check_writable
     from ..shots import shots_to_exclude
 
-    check_writable(out, force)  # refuse before reading any input
+    check_writable(out, force, inputs=[*inputs, *excludes])  # refuse before reading any input
     exclude: set[str] = set()
     for e in excludes:
         exclude |= shots_to_exclude(e)
@@ -71,7 +77,7 @@ def import_bigfile(dirs, frame_dirs, max_frames, **opts) -> None:
     """Import RUC BigFile feature folders (shape.txt, id.txt, feature.bin), aligned by id."""
     from ..importers import import_bigfile as run
 
-    _report(run(dirs, frames=frame_dirs, max_frames=max_frames, **_import_kwargs(**opts)))
+    _report(run(dirs, frames=frame_dirs, max_frames=max_frames, **_import_kwargs([*dirs, *frame_dirs], **opts)))
 
 
 @import_group.command("npy")
@@ -82,7 +88,7 @@ def import_npy(arrays, ids, **opts) -> None:
     """Import .npy arrays (rows x dim) whose rows follow --ids; each file stem names a feature."""
     from ..importers import import_npy as run
 
-    _report(run(arrays, ids, **_import_kwargs(**opts)))
+    _report(run(arrays, ids, **_import_kwargs([*arrays, ids], **opts)))
 
 
 @import_group.command("visione")
@@ -93,7 +99,7 @@ def import_visione(files, feature, **opts) -> None:
     """Import VISIONE per-video HDF5 feature files (datasets ids, data)."""
     from ..importers import import_visione as run
 
-    _report(run(files, feature=feature, **_import_kwargs(**opts)))
+    _report(run(files, feature=feature, **_import_kwargs(files, **opts)))
 
 
 @collection_group.command("info")

@@ -43,7 +43,7 @@ def embed_cmd(model_dir, features, out, force) -> None:
     from ..fileio import check_writable
     from ..official import embed, write_npz
 
-    check_writable(out, force)
+    check_writable(out, force, inputs=[features])
     arrays = embed(model_dir, features)
     write_npz(arrays, out, force)
     click.echo(f"wrote {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(arrays.items())))

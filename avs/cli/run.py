@@ -88,7 +88,7 @@ def validate(ctx, run: str, topics, number_from, shots, pids, year, topic_prefix
 @_prefix
 def convert(src: str, dst: str, year, force: bool, top, topic_prefix: str, **opts) -> None:
     """Convert a run; DST ending in .xml or .xml.gz gets NIST XML, anything else TREC (.gz compresses)."""
-    check_writable(dst, force)
+    check_writable(dst, force, inputs=[src])
     run = R.with_attributes(R.read_run(src, prefix=topic_prefix), **_attrs(opts))
     R.write_run(R.top(run, top) if top else run, dst, year=year, force=force, prefix=topic_prefix)
 
@@ -107,7 +107,7 @@ def convert(src: str, dst: str, year, force: bool, top, topic_prefix: str, **opt
 def fuse(runs, out: str, method: str, weights, norm, k: int, depth: int, year, force: bool, topic_prefix: str,
          **opts) -> None:
     """Fuse RUNS (late fusion, per topic) into OUT."""
-    check_writable(out, force)
+    check_writable(out, force, inputs=runs)
     fused = R.fuse([R.read_run(p, prefix=topic_prefix) for p in runs], method=method,
                    weights=weights, norm=norm, depth=depth, k=k)
     R.write_run(R.with_attributes(fused, **_attrs(opts)), out, year=year, force=force, prefix=topic_prefix)

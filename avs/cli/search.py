@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -48,9 +49,9 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid,
                priority, desc, year, task, algo, force) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
-    from ..fileio import check_writable
+    from ..fileio import atomic_write_all, check_writable
     from ..pipeline import search_topics
-    from ..runs import RunInfo, write_trec, write_xml
+    from ..runs import RunInfo, to_trec, to_xml
 
     if (model_dir is None) != (index_file is None):
         raise click.UsageError("give both --model and --index (or neither, for the built-in demo)")
@@ -59,13 +60,17 @@ def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, tre
         from ..demo import demo_paths
 
         model_dir, index_file = demo_paths()
+    if run_id is not None and (not run_id.strip() or run_id.startswith(".") or not run_id.isprintable()
+                               or any(sep in run_id for sep in ("/", "\\", os.sep))):
+        raise click.BadParameter(f"{run_id!r}: a run name, not a path (use --out to write elsewhere)",
+                                 param_hint="--run-id")
     run_id = run_id or f"{Path(model_dir).name}_{Path(topics_file).stem}"
     out = out or str(Path("runs") / f"{run_id}.xml")
     if trec and Path(trec).resolve() == Path(out).resolve():
         raise click.UsageError("--out and --trec name the same file")
     for p in (out, trec):
         if p:
-            check_writable(p, force)
+            check_writable(p, force, inputs=[topics_file, index_file, exclude, word2vec])
     if demo:
         from ..demo import DEMO_PID
 
@@ -81,9 +86,7 @@ def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, tre
     if exclude is not None:
         click.echo(f"left out {res.excluded} shot(s) of {exclude}" + ("" if res.excluded else
                    " - none of its ids is in the index: is it the right list?"), err=True)
-    write_xml(res.run, out, res.run.year, force=force)
-    if trec:
-        write_trec(res.run, trec, force=force)
+    atomic_write_all({out: to_xml(res.run, res.run.year), **({trec: to_trec(res.run)} if trec else {})}, force)
     click.echo(f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}" + (f" and {trec}" if trec else "")
                + (" (SIMULATED demo collection; see `avs demo`)" if demo else ""))
 
@@ -104,7 +107,7 @@ def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> Non
     from ..encode import encode_topics, flatten, text_featurizer
     from ..fileio import atomic_write, check_writable
     from ..models import load_model
-    check_writable(out, force)
+    check_writable(out, force, inputs=[topics_file, word2vec])
     loaded = load_model(model_dir)
     topics = read_topics_option(topics_file, number_from)
     emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), topics))

@@ -20,8 +20,9 @@ def topics_group() -> None:
 
 
 def _check_year(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"20\d\d(-20\d\d)?", value):
-        raise click.BadParameter(f"{value!r}: expected a year (2016) or a range (2019-2021)")
+    m = None if value is None else re.fullmatch(r"(20\d\d)(?:-(20\d\d))?", value)
+    if value is not None and (m is None or (m.group(2) and m.group(2) <= m.group(1))):
+        raise click.BadParameter(f"{value!r}: expected a year (2016) or a range of years, earliest first (2019-2021)")
     return value
 
 
@@ -58,7 +59,7 @@ def show(file: str, fmt: str, labels: str | None, number_from, strip_zeros) -> N
 @click.option("--force", is_flag=True, help="Overwrite DST.")
 def convert(src: str, dst: str, year, collection, task, number_from, strip_zeros, force: bool) -> None:
     """Convert a topic file; DST ending in .xml gets the canonical XML, anything else NUM<TAB>text."""
-    check_writable(dst, force)
+    check_writable(dst, force, inputs=[src])
     ts = T.read_topics(src, labels=False, number_from=number_from, strip_zeros=strip_zeros)
     if dst.endswith(".xml"):
         ts = T.with_origin(ts, year=year, collection=collection, task=task)
