@@ -14,9 +14,12 @@ Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,13 @@ import pandas as pd
 
 from .errors import InputError
 from .fileio import check_writable
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locking
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 FORMAT = "avs-collection"
 FORMAT_VERSION = 1
@@ -67,6 +77,97 @@ def duplicates(ids: Sequence[str]) -> list[str]:
     return list(dup)
 
 
+def io_failure(e: BaseException) -> str | None:
+    """One line for a failed read or write (an OSError, or the RuntimeError h5py raises when a flush fails, the
+    errno inside its message); None for any other exception."""
+    if isinstance(e, OSError):
+        return os_problem(e)
+    if isinstance(e, RuntimeError) and re.search(r"errno = \d+|write failed|read failed", str(e)):
+        return os_problem(OSError(str(e)))
+    return None
+
+
+@contextlib.contextmanager
+def quiet_release() -> Iterator[None]:
+    """Close (and drop the last reference to) an HDF5 file whose writes failed inside this block: HDF5 retries
+    the failed flush when the file object is freed, and h5py would print that error as an ignored exception."""
+    hook, stderr = sys.unraisablehook, sys.stderr
+    sys.unraisablehook = lambda unraisable: None
+    sys.stderr = io.StringIO()  # Cython prints the traceback itself before calling the hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.stderr = hook, stderr
+
+
+def os_problem(e: OSError) -> str:
+    """One line for an OS error, h5py's included (they carry the errno only inside their message)."""
+    if e.errno:
+        return os.strerror(e.errno)
+    m = re.search(r"errno = (\d+)", str(e))
+    if m and int(m.group(1)):
+        return os.strerror(int(m.group(1)))
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class DestinationLock:
+    """The exclusive right to write ``path``: an ``flock`` on ``.NAME.lock`` beside it, taken without waiting.
+
+    Two writers of one output (they share its ``.NAME.part`` name, so that an interrupted write can resume)
+    would damage each other's file; the second one is refused instead. The lock dies with its process, so a
+    killed writer never blocks the next one; :meth:`release` removes the lock file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.lock_path = self.path.parent / f".{self.path.name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "DestinationLock":
+        if fcntl is None or self._fd is not None:
+            return self
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise InputError(self.path, f"cannot write here: {os_problem(e)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise InputError(self.path, f"another avs is writing {self.path} (it holds {self.lock_path.name}); "
+                                 "wait for it to finish") from None
+            except OSError as e:  # a file system without locks: write unguarded rather than not at all
+                log.warning("cannot lock %s (%s): not guarded against a second writer", self.lock_path, os_problem(e))
+                os.close(fd)
+                return self
+            # the previous holder may have removed the file between our open and our lock: hold the one at the path
+            try:
+                st, mine = os.stat(self.lock_path), os.fstat(fd)
+                same = (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.lock_path)  # while still holding it (see acquire)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "DestinationLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """A feature to be written: its name in the store, width, storage dtype and provenance."""
@@ -93,7 +194,9 @@ class StoreWriter:
 
     Use as a context manager; leaving the block without ``finish`` (or on an exception) removes the
     partial file. Every appended block is checked for NaN/inf after conversion to the storage dtype
-    (float16 overflows to inf) unless ``allow_nonfinite``.
+    (float16 overflows to inf) unless ``allow_nonfinite``. The writer holds a :class:`DestinationLock` on
+    ``path`` from start to end: a second writer of the same path is refused. A failed write (disk full, any
+    OS error) is an InputError naming ``path``, and removes the partial file.
     """
 
     def __init__(self, path: str | os.PathLike, ids: Sequence[str], specs: Sequence[FeatureSpec],
@@ -130,15 +233,33 @@ class StoreWriter:
         self._filled = dict.fromkeys(names, 0)
         self._frames_filled = dict.fromkeys(self.frame_specs, 0)  # frame rows written, per frame feature
         self.tmp = self.path.parent / f".{self.path.name}.part"
+        self._f = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = h5py.File(self.tmp, "w")
         except OSError as e:
-            raise InputError(self.path, f"cannot write here: {e.strerror or e}") from None
+            raise InputError(self.path, f"cannot write here: {os_problem(e)}") from None
+        self._lock = DestinationLock(self.path).acquire()
         try:
+            check_writable(self.path, force)  # again: another writer may have finished it meanwhile
+            self._f = h5py.File(self.tmp, "w")
+        except BaseException as e:
+            self._lock.release()
+            if isinstance(e, OSError):
+                raise InputError(self.path, f"cannot write here: {os_problem(e)}") from None
+            raise
+        with self._failing_write():
             self._create(name, meta)
-        except BaseException:
+
+    @contextlib.contextmanager
+    def _failing_write(self) -> Iterator[None]:
+        """Any error inside removes the partial file; a failed write (disk full...) becomes an InputError."""
+        try:
+            yield
+        except BaseException as e:
             self.abort()
+            problem = io_failure(e)
+            if problem is not None:
+                raise InputError(self.path, f"cannot write: {problem}") from None
             raise
 
     def _create(self, name: str | None, meta: Mapping | None) -> None:
@@ -183,7 +304,8 @@ class StoreWriter:
             data = np.ascontiguousarray(block, dtype=spec.dtype)
         if not self.allow_nonfinite:
             self._check_finite(spec, data, block, lambda row: f"the row of id {self.ids[start + row]}")
-        self._f["features"][name].write_direct(data, dest_sel=np.s_[start:stop])
+        with self._failing_write():
+            self._f["features"][name].write_direct(data, dest_sel=np.s_[start:stop])
         self._filled[name] = stop
 
     def append_frames(self, name: str, videos: Sequence[np.ndarray]) -> None:
@@ -214,10 +336,11 @@ class StoreWriter:
                 video = int(np.searchsorted(starts, row, side="right")) - 1
                 return f"frame {row - int(starts[video])} of id {self.ids[start + video]}"
             self._check_finite(spec, data, block, where)
-        group = self._f["frames"][name]
-        if len(data):
-            group["data"].write_direct(data, dest_sel=np.s_[first:last])
-        group["offsets"][start + 1:stop + 1] = ends
+        with self._failing_write():
+            group = self._f["frames"][name]
+            if len(data):
+                group["data"].write_direct(data, dest_sel=np.s_[first:last])
+            group["offsets"][start + 1:stop + 1] = ends
         self._filled[name], self._frames_filled[name] = stop, last
 
     def _check_finite(self, spec: FeatureSpec, data: np.ndarray, original: np.ndarray,
@@ -243,17 +366,24 @@ class StoreWriter:
                  if v != self.frame_specs[k].rows}
         if short:
             raise ValueError(f"frame features not fully written: {short} frames")
-        self._f.attrs["uuid"] = uuid.uuid4().hex  # identifies this store: an index records the store it encodes
-        self._f.attrs["complete"] = 1
-        self._f.close()
-        os.replace(self.tmp, self.path)
+        with self._failing_write():
+            self._f.attrs["uuid"] = uuid.uuid4().hex  # identifies this store: an index records the store it encodes
+            self._f.attrs["complete"] = 1
+            self._f.close()
+            os.replace(self.tmp, self.path)
+        self._lock.release()
         return self.path
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._f.close()
+        if self._f is not None:
+            with quiet_release(), contextlib.suppress(Exception):
+                try:
+                    self._f.close()
+                finally:
+                    self._f = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
+        self._lock.release()
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -261,6 +391,7 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.tmp.exists():  # not finished, or failed
             self.abort()
+        self._lock.release()
 
 
 def write_store(path: str | os.PathLike, ids: Sequence[str], features: Mapping[str, np.ndarray],
@@ -319,11 +450,147 @@ def _open_h5(path: str | os.PathLike) -> h5py.File:
     try:
         f = h5py.File(p, "r")
     except OSError as e:
-        raise InputError(p, f"cannot read HDF5 file ({e})") from None
-    if f.attrs.get("format") != FORMAT:
+        raise InputError(p, f"cannot read HDF5 file ({os_problem(e)})") from None
+    try:
+        with _reading(p):
+            fmt = f.attrs.get("format")
+    except BaseException:
+        f.close()
+        raise
+    if fmt != FORMAT:
         f.close()
         raise InputError(p, f"not an avs collection store (root attribute format is not {FORMAT!r})")
     return f
+
+
+def _int_attr(attrs, key: str, default: int) -> int | None:
+    """An integer attribute (``default`` when absent), None when it holds anything else."""
+    value = attrs.get(key, default)
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return int(value)
+
+
+def _show(value) -> str:
+    text = repr(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_meta(attrs) -> tuple[dict, str | None]:
+    raw = attrs.get("meta", "{}")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {}, "root attribute meta is not UTF-8 text"
+    if not isinstance(raw, str):
+        return {}, f"root attribute meta is not JSON text (it holds {_show(raw)})"
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return {}, f"root attribute meta is not valid JSON ({e})"
+    if not isinstance(meta, dict):
+        return {}, "root attribute meta is not a JSON object"
+    return meta, None
+
+
+@dataclass
+class _Layout:
+    """What a store's root holds, as far as it is usable, and what is wrong with it."""
+
+    problems: list[str]
+    ids: list[str] | None = None                      # None: no usable /ids
+    meta: dict | None = None
+    features: h5py.Group | None = None
+    frames: h5py.Group | dict | None = None
+
+
+def _layout(f: h5py.File, for_check: bool = False) -> _Layout:
+    """The checks of a store's root shared by :class:`FeatureStore` (which refuses on the first problem) and
+    :func:`check` (which lists them all), with the wording of each."""
+    a = f.attrs
+    out = _Layout([])
+    version = _int_attr(a, "format_version", 0)
+    if version is None:
+        out.problems.append(f"root attribute format_version {_show(a['format_version'])} is not an integer")
+    elif version > FORMAT_VERSION:
+        out.problems.append(f"store format version {version} is newer than this avs reads ({FORMAT_VERSION})")
+    if _int_attr(a, "complete", 0) != 1:
+        out.problems.append("incomplete: the root attribute complete is not 1 (an import was interrupted or failed)"
+                            if for_check else "incomplete store (its import was interrupted or failed); import it again")
+    out.meta, problem = _parse_meta(a)
+    if problem:
+        out.problems.append(problem)
+    ids = f.get("ids")
+    if not isinstance(ids, h5py.Dataset) or ids.ndim != 1:
+        out.problems.append("no 1-D /ids dataset")
+    elif h5py.check_string_dtype(ids.dtype) is None:
+        out.problems.append(f"/ids holds {ids.dtype} values, not strings (ids are UTF-8 strings)")
+    else:
+        try:
+            out.ids = list(ids.asstr()[()])
+        except UnicodeDecodeError as e:
+            out.problems.append(f"/ids: an id is not UTF-8 ({e.reason})")
+    group, frames = f.get("features"), f.get("frames", {})
+    if group is None:
+        out.problems.append("no /features group")
+    elif not isinstance(group, h5py.Group):
+        out.problems.append("/features is not a group")
+    else:
+        out.features = group
+    if not isinstance(frames, (h5py.Group, dict)):
+        out.problems.append("/frames is not a group")
+    else:
+        out.frames = frames
+    if out.features is not None and out.frames is not None and not (len(out.features) or len(out.frames)):
+        out.problems.append("no features under /features")
+    return out
+
+
+def _feature_problem(name: str, ds, n_ids: int, for_check: bool = False) -> str | None:
+    """What makes ``/features/<name>`` unreadable as a feature of ``n_ids`` rows, if anything."""
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
+        return f"feature {name}: not a 2-D dataset"
+    if ds.dtype.kind not in "fiu":
+        return f"feature {name}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})"
+    if ds.shape[0] != n_ids:
+        return f"feature {name}: {ds.shape[0]} rows but {n_ids} ids" if for_check else \
+            f"feature {name}: shape {ds.shape} does not match {n_ids} ids"
+    return None
+
+
+def _frame_problem(name: str, g, n_ids: int) -> tuple[str | None, np.ndarray | None]:
+    """What makes ``/frames/<name>`` unreadable as the frames of ``n_ids`` videos, if anything; its offsets."""
+    what = f"frame feature {name}"
+    if not isinstance(g, h5py.Group) or not isinstance(g.get("data"), h5py.Dataset) \
+            or not isinstance(g.get("offsets"), h5py.Dataset):
+        return f"{what}: not a group with datasets data and offsets", None
+    ds, off = g["data"], g["offsets"]
+    if ds.ndim != 2:
+        return f"{what}: data is not 2-D", None
+    if ds.dtype.kind not in "fiu":
+        return f"{what}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})", None
+    offsets = off[()] if off.ndim == 1 and off.dtype.kind in "iu" else None
+    if offsets is None or offsets.shape != (n_ids + 1,) or offsets[0] != 0 or offsets[-1] != ds.shape[0] \
+            or np.any(np.diff(offsets) < 0):
+        return (f"{what}: offsets are not {n_ids + 1} non-decreasing row numbers from 0 to {ds.shape[0]}"), None
+    if _int_attr(g.attrs, "max_frames", 0) is None:
+        return f"{what}: attribute max_frames {_show(g.attrs['max_frames'])} is not an integer", None
+    return None, offsets.astype(np.int64, copy=False)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """HDF5 failures inside (a damaged file, an unreadable object) become one InputError naming the file."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise InputError(path, f"damaged or unreadable store ({os_problem(e) if isinstance(e, OSError) else e})") \
+            from None
 
 
 class FeatureStore:
@@ -333,45 +600,40 @@ class FeatureStore:
         self.path = Path(path)
         self._f = _open_h5(self.path)
         try:
-            self._load()
+            with _reading(self.path):
+                self._load()
         except BaseException:
             self._f.close()
             raise
 
     def _load(self) -> None:
+        """Refuses (InputError, first problem) whatever :func:`check` reports as a problem of the layout."""
         f, p = self._f, self.path
-        version = int(f.attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise InputError(p, f"store format version {version} is newer than this avs reads ({FORMAT_VERSION})")
-        if int(f.attrs.get("complete", 0)) != 1:
-            raise InputError(p, "incomplete store (its import was interrupted or failed); import it again")
-        if "ids" not in f or f["ids"].ndim != 1:
-            raise InputError(p, "no 1-D /ids dataset")
-        self.ids: list[str] = list(f["ids"].asstr()[()])
+        layout = _layout(f)
+        if layout.problems:
+            raise InputError(p, layout.problems[0])
+        self.ids: list[str] = layout.ids
         self.name: str = str(f.attrs.get("name", p.stem))
-        self.meta: dict = json.loads(f.attrs.get("meta", "{}"))
-        self._group = f["features"]
+        self.meta: dict = layout.meta
+        self._group = layout.features
         self.features: tuple[str, ...] = tuple(self._group)
         for n in self.features:
-            ds = self._group[n]
-            if ds.ndim != 2 or ds.shape[0] != len(self.ids):
-                raise InputError(p, f"feature {n}: shape {ds.shape} does not match {len(self.ids)} ids")
+            problem = _feature_problem(n, self._group[n], len(self.ids))
+            if problem:
+                raise InputError(p, problem)
         self.dims = {n: int(self._group[n].shape[1]) for n in self.features}
         self.fingerprint = str(f.attrs.get("uuid", ""))
         self.dtypes = {n: self._group[n].dtype for n in self.features}
         self.extractors = {n: str(self._group[n].attrs.get("extractor", n)) for n in self.features}
         self._index: dict[str, int] | None = None
         # stores written before frame-level features existed have no /frames group
-        self._frame_group = f.get("frames", {})
+        self._frame_group = layout.frames
         self.frame_features: tuple[str, ...] = tuple(self._frame_group)
         self._offsets: dict[str, np.ndarray] = {}
         for n in self.frame_features:
-            g = self._frame_group[n]
-            offsets = g["offsets"][()] if "offsets" in g else np.empty(0)
-            if "data" not in g or g["data"].ndim != 2 or offsets.shape != (len(self.ids) + 1,) \
-                    or offsets[-1] != g["data"].shape[0]:
-                raise InputError(p, f"frame feature {n}: data and offsets do not describe the frames of "
-                                 f"{len(self.ids)} ids")
+            problem, offsets = _frame_problem(n, self._frame_group[n], len(self.ids))
+            if problem:
+                raise InputError(p, problem)
             self._offsets[n] = offsets
         self.frame_dims = {n: int(self._frame_group[n]["data"].shape[1]) for n in self.frame_features}
         self.frame_dtypes = {n: self._frame_group[n]["data"].dtype for n in self.frame_features}
@@ -504,67 +766,69 @@ def info(path: str | os.PathLike) -> dict:
 def check(path: str | os.PathLike, block_rows: int | None = None) -> list[str]:
     """Problems found in a store, one sentence each (empty list = none).
 
-    Reports a missing ``complete`` flag, duplicate ids, features whose shape or dtype does not fit, frame
-    features whose offsets do not fit their data or leave a video without frames, rows (frames) holding NaN/inf
-    and all-zero rows (frames). A file that is not a store at all is an InputError.
+    Reports everything :func:`open_store` refuses (a missing ``complete`` flag, a bad format version or
+    ``meta``, ids that are not strings, objects under /features that are not features, features whose shape
+    does not fit, frame features whose offsets do not fit their data), and also duplicate ids, dtypes other
+    than float16/float32, ``dim`` attributes that disagree, videos without frames, rows (frames) holding
+    NaN/inf and all-zero rows (frames). A file that is not a store at all is an InputError.
     """
-    problems: list[str] = []
-    with _open_h5(path) as f:
-        if int(f.attrs.get("complete", 0)) != 1:
-            problems.append("incomplete: the root attribute complete is not 1 (an import was interrupted or failed)")
-        if "ids" not in f or f["ids"].ndim != 1:
-            return problems + ["no 1-D /ids dataset"]
-        ids = list(f["ids"].asstr()[()])
-        dup = duplicates(ids)
-        if dup:
-            problems.append(f"ids: {len(dup)} duplicate ids (first: {first_few(dup)})")
-        group, frames = f.get("features"), f.get("frames")
-        if not isinstance(frames, h5py.Group):
-            frames = {}
-        if not isinstance(group, h5py.Group) or not (len(group) or len(frames)):
-            return problems + ["no features under /features"]
-        for n, g in frames.items():
-            problems += _check_frames(n, g, ids, block_rows)
-        for n, ds in group.items():
-            if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
-                problems.append(f"feature {n}: not a 2-D dataset")
+    p = Path(path)
+    with _open_h5(p) as f, _reading(p):
+        problems = _check(f, block_rows)
+    if not problems:  # whatever opening refuses is a problem, even one the checks above missed
+        try:
+            open_store(p).close()
+        except InputError as e:
+            problems.append(e.problem)
+    return problems
+
+
+def _check(f: h5py.File, block_rows: int | None) -> list[str]:
+    layout = _layout(f, for_check=True)
+    problems, ids = layout.problems, layout.ids
+    if ids is None:
+        return problems
+    dup = duplicates(ids)
+    if dup:
+        problems.append(f"ids: {len(dup)} duplicate ids (first: {first_few(dup)})")
+    for n, g in (layout.frames or {}).items():
+        problems += _check_frames(n, g, ids, block_rows)
+    for n, ds in (layout.features or {}).items():
+        problem = _feature_problem(n, ds, len(ids), for_check=True)
+        if problem:
+            problems.append(problem)
+            continue
+        dim = _int_attr(ds.attrs, "dim", ds.shape[1])
+        if dim != ds.shape[1]:
+            problems.append(f"feature {n}: attribute dim={_show(ds.attrs['dim']) if dim is None else dim} "
+                            f"but {ds.shape[1]} columns")
+        if ds.dtype.name not in DTYPES:
+            problems.append(f"feature {n}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
+            if ds.dtype.kind != "f":
                 continue
-            if ds.shape[0] != len(ids):
-                problems.append(f"feature {n}: {ds.shape[0]} rows but {len(ids)} ids")
-            if int(ds.attrs.get("dim", ds.shape[1])) != ds.shape[1]:
-                problems.append(f"feature {n}: attribute dim={int(ds.attrs['dim'])} but {ds.shape[1]} columns")
-            if ds.dtype.name not in DTYPES:
-                problems.append(f"feature {n}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
-                if ds.dtype.kind != "f":
-                    continue
-            n_rows = min(ds.shape[0], len(ids))
-            problems += _scan_rows(f"feature {n}", "rows", ds, n_rows, ids.__getitem__,
-                                   block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize))
+        problems += _scan_rows(f"feature {n}", "rows", ds, len(ids), ids.__getitem__,
+                               block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize))
     return problems
 
 
 def _check_frames(name: str, g, ids: Sequence[str], block_rows: int | None) -> list[str]:
     what = f"frame feature {name}"
-    if not isinstance(g, h5py.Group) or not isinstance(g.get("data"), h5py.Dataset) \
-            or not isinstance(g.get("offsets"), h5py.Dataset):
-        return [f"{what}: not a group with datasets data and offsets"]
-    ds, offsets = g["data"], g["offsets"][()]
-    if ds.ndim != 2:
-        return [f"{what}: data is not 2-D"]
+    problem, offsets = _frame_problem(name, g, len(ids))
+    if problem:
+        return [problem]
+    ds = g["data"]
     problems = []
-    if int(g.attrs.get("dim", ds.shape[1])) != ds.shape[1]:
-        problems.append(f"{what}: attribute dim={int(g.attrs['dim'])} but {ds.shape[1]} columns")
+    dim = _int_attr(g.attrs, "dim", ds.shape[1])
+    if dim != ds.shape[1]:
+        problems.append(f"{what}: attribute dim={_show(g.attrs['dim']) if dim is None else dim} but {ds.shape[1]} columns")
     if ds.dtype.name not in DTYPES:
         problems.append(f"{what}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
         if ds.dtype.kind != "f":
             return problems
-    if offsets.shape != (len(ids) + 1,) or offsets[0] != 0 or offsets[-1] != ds.shape[0] \
-            or np.any(np.diff(offsets) < 0):
-        return problems + [f"{what}: offsets are not {len(ids) + 1} non-decreasing row numbers from 0 to "
-                           f"{ds.shape[0]}"]
     empty = np.flatnonzero(np.diff(offsets) == 0)
     if empty.size:
         problems.append(f"{what}: {empty.size} ids without frames (first: id {ids[int(empty[0])]})")
+
     def id_of(row: int) -> str:
         return ids[int(np.searchsorted(offsets, row, side="right")) - 1]
 

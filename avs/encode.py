@@ -17,8 +17,9 @@ def text_featurizer(loaded: LoadedModel, word2vec: str | os.PathLike | None = No
                     clip_checkpoint: str | os.PathLike | None = None, clip_bpe: str | os.PathLike | None = None,
                     precomputed: dict[str, str | os.PathLike] | None = None):
     """The featurizer a model's text side needs. The word2vec path defaults to the one recorded at training."""
-    from .text import ClipTextEncoder, PrecomputedTextFeatures, TextFeaturizer, Word2Vec
+    from .text import ClipTextEncoder, PrecomputedTextFeatures, TextFeaturizer, Word2Vec, word2vec_path
 
+    word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     kinds = {f.kind for f in loaded.config.text}
     w2v = None
     if "w2v" in kinds or "gru" in kinds:

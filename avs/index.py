@@ -8,11 +8,16 @@ HDF5 layout (docs/index-and-search.md)::
            model_name, collection_fingerprint, collection_name, rows_done, complete
 
 A build writes ``.NAME.part`` beside the output, records its progress in ``rows_done`` and renames the file
-once complete; an interrupted build resumes from ``rows_done`` when run again with the same model and store.
+once complete; an interrupted build (Ctrl-C, a killed process) resumes from ``rows_done`` when run again with
+the same model and store. A build that fails (bad input, disk full) removes its ``.part``. While a build runs it
+holds a lock on the output (``.NAME.lock``, :class:`avs.collection.DestinationLock`): a second build of the
+same output is refused, so the shared ``.part`` name is safe.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +28,10 @@ import h5py
 import numpy as np
 import torch
 
-from .collection import open_store
+from .collection import DestinationLock, io_failure, open_store, os_problem, quiet_release
 from .errors import InputError
-from .models import LoadedModel, check_video_features, load_model
+from .fileio import check_writable
+from .models import LoadedModel, check_video_features, load_model, usable_device
 
 FORMAT = "avs-index"
 FORMAT_VERSION = 1
@@ -58,6 +64,10 @@ class Index:
             raise InputError(self.path, f"built with model {self.model_name!r} ({self.model_fingerprint[:12]}), "
                              f"not with {loaded.path} ({loaded.fingerprint[:12]}): rebuild the index or "
                              "search with the model that built it")
+        cfg = loaded.config
+        if (cfg.spaces, cfg.space_size) != (self.spaces, self.space_size):
+            raise InputError(self.path, f"rows of {self.spaces} x {self.space_size} dims, but model {cfg.name!r} "
+                             f"({loaded.path}) embeds in {cfg.spaces} x {cfg.space_size}: rebuild the index")
 
     @property
     def offset(self) -> int | None:
@@ -72,78 +82,217 @@ class Index:
         return np.memmap(self.path, dtype=np.float16, mode="r", offset=offset, shape=self.embeddings.shape)
 
 
+ATTRS = ("spaces", "space_size", "space_weights", "model_fingerprint", "model_name", "collection_fingerprint",
+         "collection_name")
+
+
 def open_index(path: str | os.PathLike) -> Index:
+    """Open a complete index; anything that does not hold together (a truncated or damaged file, a missing
+    dataset or attribute, rows that do not fit the ids or the spaces) is an InputError naming the file."""
     p = Path(path)
     if not p.exists():
         raise InputError(p, "no such file")
+    if p.is_dir():
+        raise InputError(p, "is a directory")
     if not h5py.is_hdf5(p):
         raise InputError(p, "not an HDF5 file")
-    f = h5py.File(p, "r")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as e:
+        raise InputError(p, f"cannot read HDF5 file (truncated or damaged? {os_problem(e)})") from None
+    try:
+        return _open(f, p)
+    except BaseException as e:
+        f.close()
+        if isinstance(e, InputError):
+            raise
+        if isinstance(e, (OSError, KeyError, TypeError, ValueError, RuntimeError)):
+            raise InputError(p, f"damaged or unreadable index ({os_problem(e) if isinstance(e, OSError) else e})") \
+                from None
+        raise
+
+
+def _int(a, key: str):
+    v = a.get(key)
+    if isinstance(v, np.ndarray) and v.shape in ((), (1,)):
+        v = v.reshape(-1)[0]
+    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) else None
+
+
+def _open(f: h5py.File, p: Path) -> Index:
     a = f.attrs
     if a.get("format") != FORMAT:
-        f.close()
         raise InputError(p, f"not an avs index (root attribute format is not {FORMAT!r})")
-    if int(a.get("complete", 0)) != 1:
-        f.close()
+    version = _int(a, "format_version")
+    if version is None or version > FORMAT_VERSION:
+        raise InputError(p, f"index format version {a.get('format_version')!r} is not one this avs reads "
+                         f"({FORMAT_VERSION})")
+    if _int(a, "complete") != 1:
         raise InputError(p, "incomplete index (its build was interrupted); run avs index again")
-    emb = f["embeddings"]
-    return Index(p, list(f["ids"].asstr()[()]), emb, int(a["spaces"]), int(a["space_size"]),
-                 np.asarray(a["space_weights"], dtype=np.float64), str(a["model_fingerprint"]),
-                 str(a["model_name"]), str(a["collection_fingerprint"]), str(a["collection_name"]))
+    missing = [k for k in ATTRS if k not in a]
+    if missing:
+        raise InputError(p, f"no root attribute {', '.join(missing)}: not a complete avs index")
+    spaces, space_size = _int(a, "spaces"), _int(a, "space_size")
+    if not spaces or not space_size or spaces < 1 or space_size < 1:
+        raise InputError(p, f"attributes spaces={a['spaces']!r}, space_size={a['space_size']!r} are not positive "
+                         "integers")
+    weights = np.asarray(a["space_weights"], dtype=np.float64).reshape(-1)
+    if weights.shape != (spaces,) or not np.isfinite(weights).all():
+        raise InputError(p, f"attribute space_weights holds {weights.size} values (finite?) for {spaces} spaces")
+    ids_ds, emb = f.get("ids"), f.get("embeddings")
+    if not isinstance(ids_ds, h5py.Dataset) or ids_ds.ndim != 1 or h5py.check_string_dtype(ids_ds.dtype) is None:
+        raise InputError(p, "no 1-D /ids dataset of strings")
+    if not isinstance(emb, h5py.Dataset):
+        raise InputError(p, "no /embeddings dataset")
+    try:
+        ids = list(ids_ds.asstr()[()])
+    except UnicodeDecodeError as e:
+        raise InputError(p, f"/ids: an id is not UTF-8 ({e.reason})") from None
+    dim = spaces * space_size
+    if emb.ndim != 2 or emb.dtype != np.float16:
+        raise InputError(p, f"/embeddings is {emb.dtype} of shape {emb.shape}, not 2-D float16")
+    if emb.shape[1] != dim:
+        raise InputError(p, f"/embeddings rows have {emb.shape[1]} dims, but spaces x space_size = {spaces} x "
+                         f"{space_size} = {dim}")
+    if emb.shape[0] != len(ids):
+        raise InputError(p, f"{len(ids)} ids but {emb.shape[0]} embedding rows")
+    if not ids:
+        raise InputError(p, "no shots")
+    if emb.chunks is None:  # the rows are read straight from the file (memory map, pread): they must all be there
+        offset, size = emb.id.get_offset(), p.stat().st_size
+        if offset is None or offset + emb.size * 2 > size:
+            raise InputError(p, f"truncated: the embeddings end past the end of the file ({size} bytes)")
+    return Index(p, ids, emb, spaces, space_size, weights, str(a["model_fingerprint"]), str(a["model_name"]),
+                 str(a["collection_fingerprint"]), str(a["collection_name"]))
 
 
 def _part_matches(part: Path, attrs: dict, n: int, dim: int) -> bool:
     try:
         with h5py.File(part, "r") as f:
             same = all(f.attrs.get(k) == v for k, v in attrs.items() if k != "space_weights")
-            return same and f["embeddings"].shape == (n, dim)
-    except (OSError, KeyError):
+            done = _int(f.attrs, "rows_done")
+            return bool(same and done is not None and 0 <= done <= n and f["embeddings"].shape == (n, dim)
+                        and f["embeddings"].dtype == np.float16 and f["ids"].shape == (n,))
+    except (OSError, KeyError, TypeError, ValueError):
         return False
+
+
+def _create_embeddings(f: h5py.File, n: int, dim: int) -> None:
+    """(n, dim) float16, contiguous (memory-mappable) and allocated now, so that :func:`_reserve` can reserve its
+    disk space before any row is written."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    h5py.h5d.create(f.id, b"embeddings", h5py.h5t.IEEE_F16LE, h5py.h5s.create_simple((n, dim)), dcpl=dcpl)
+
+
+def _reserve(part: Path, out: Path, embeddings: h5py.Dataset) -> None:
+    """Reserve the disk space of every row up front: a full disk is then refused before the build starts (HDF5
+    does not recover from a write that fails half-way: the process can crash when it exits)."""
+    offset = embeddings.id.get_offset()
+    if offset is None:
+        return
+    size = offset + embeddings.size * embeddings.dtype.itemsize + (1 << 20)  # and the metadata written after it
+    fd = os.open(part, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # cannot reserve here: write and see
+            return
+        raise InputError(out, f"cannot write: {os_problem(e)} (the index needs {size / 1e6:.1f} MB)") from None
+    finally:
+        os.close(fd)
+
+
+def _first_nonfinite(block: np.ndarray) -> int | None:
+    """Row of the first NaN/inf in a 2-D block (None: all finite); one float32 sum in the common case."""
+    if not block.size or np.isfinite(block.sum(dtype=np.float32)):
+        return None
+    bad = ~np.isfinite(block).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
 
 
 @torch.no_grad()
 def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.PathLike, out: str | os.PathLike,
                 batch_size: int = 2048, device: str = "cpu", force: bool = False, progress: bool = True) -> Path:
-    """Encode every shot of the collection store ``collection`` with ``model`` into the index ``out``."""
+    """Encode every shot of the collection store ``collection`` with ``model`` into the index ``out``.
+
+    Every problem is refused before ``out`` (or its ``.part``) exists where it can be (device, model, store,
+    a second build of ``out``); shots with NaN/inf features are refused when reached, and the ``.part`` removed.
+    """
+    device = usable_device(device)  # before anything is written
+    out = check_writable(out, force)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    cfg = loaded.config
-    out = Path(out)
-    if out.exists() and not force:
-        raise InputError(out, "already exists (use --force to overwrite)")
     store = open_store(collection)
-    check_video_features(cfg, {**store.frame_dims, **store.dims}, store.path)
+    try:
+        check_video_features(loaded.config, {**store.frame_dims, **store.dims}, store.path)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(out, f"cannot write here: {os_problem(e)}") from None
+        with DestinationLock(out):
+            check_writable(out, force)  # again: a build that held the lock may have just finished it
+            return _build(loaded, store, out, batch_size, device, progress)
+    finally:
+        store.close()
+
+
+def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch.device, progress: bool) -> Path:
+    cfg = loaded.config
     n, dim = len(store), cfg.spaces * cfg.space_size
     attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "spaces": cfg.spaces,
              "space_size": cfg.space_size, "model_fingerprint": loaded.fingerprint, "model_name": cfg.name,
              "collection_fingerprint": store.fingerprint, "collection_name": store.name}
     part = out.parent / f".{out.name}.part"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if part.exists() and _part_matches(part, attrs, n, dim):
-        f = h5py.File(part, "r+")
-        log.info("resuming %s at row %d", part, int(f.attrs["rows_done"]))
-    else:
-        f = h5py.File(part, "w")
-        f.attrs.update(attrs)
-        f.attrs["space_weights"] = loaded.model.space_weights.cpu().numpy().astype(np.float64)
-        f.attrs["rows_done"] = 0
-        f.attrs["complete"] = 0
-        f.create_dataset("ids", data=np.array(store.ids, dtype=object), dtype=h5py.string_dtype())
-        f.create_dataset("embeddings", shape=(n, dim), dtype=np.float16)  # contiguous: memory-mappable
+    try:
+        if part.exists() and _part_matches(part, attrs, n, dim):
+            f = h5py.File(part, "r+")
+            log.info("resuming %s at row %d", part, int(f.attrs["rows_done"]))
+        else:
+            f = h5py.File(part, "w")
+    except OSError as e:
+        raise InputError(out, f"cannot write {part.name}: {os_problem(e)}") from None
     from tqdm import tqdm
 
     names = [v.name for v in cfg.video]
-    net = loaded.model.to(device).eval()
+    embeddings = None
     try:
+        if "complete" not in f.attrs:  # a new file
+            f.attrs.update(attrs)
+            f.attrs["space_weights"] = loaded.model.space_weights.cpu().numpy().astype(np.float64)
+            f.attrs["rows_done"] = 0
+            f.attrs["complete"] = 0
+            f.create_dataset("ids", data=np.array(store.ids, dtype=object), dtype=h5py.string_dtype())
+            _create_embeddings(f, n, dim)
+        _reserve(part, out, f["embeddings"])
+        f.flush()
+        net = loaded.model.to(device).eval()
         start = int(f.attrs["rows_done"])
-        with tqdm(total=n, initial=start, unit="shot", desc="index", disable=None if progress else True) as bar, \
-                ThreadPoolExecutor(1) as reader:
-            # the next block is read while this one is encoded; stored dtype in, widened by torch (far faster
-            # than HDF5's own float16 conversion)
-            def read(rows: slice):
+        # one handle for the whole build: a failed write surfaces where HDF5 releases the dataset, which then
+        # happens in the quiet close below, not in a temporary's destructor
+        embeddings = f["embeddings"]
+
+        # the next block is read while this one is encoded; stored dtype in, widened by torch (far faster
+        # than HDF5's own float16 conversion)
+        def read(rows: slice):
+            try:
                 feats = {name: store.get(name, rows) for name in names}
                 frames = () if cfg.frame is None else store.frames(cfg.frame.name, rows)
-                return rows, feats, frames
+            except (OSError, RuntimeError) as e:
+                problem = io_failure(e)
+                if problem is None:
+                    raise
+                raise InputError(store.path, f"cannot read rows {rows.start}..{rows.stop - 1}: {problem}") from None
+            for name, block in [*feats.items(), *([(cfg.frame.name, frames[0])] if frames else [])]:
+                row = _first_nonfinite(block.reshape(len(block), -1))
+                if row is not None:
+                    shot = store.ids[rows.start + row]
+                    raise InputError(store.path, f"feature {name}: NaN/inf in row {rows.start + row} (shot {shot}); "
+                                     "`avs collection check` lists them all: fix or drop those shots and re-import")
+            return rows, feats, frames
 
+        with tqdm(total=n, initial=start, unit="shot", desc="index", disable=None if progress else True) as bar, \
+                ThreadPoolExecutor(1) as reader:
             ahead = reader.submit(read, slice(start, min(start + batch_size, n))) if start < n else None
             while ahead is not None:
                 rows, feats, frames = ahead.result()
@@ -152,13 +301,32 @@ def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.Pat
                 feats = {k: torch.from_numpy(v).to(device=device, dtype=torch.float32) for k, v in feats.items()}
                 frames = [torch.from_numpy(a).to(device) for a in frames]
                 emb = net.encode_video(feats, *frames).reshape(rows.stop - rows.start, dim)
-                f["embeddings"][rows] = emb.to(torch.float16).cpu().numpy()
+                emb = emb.to(torch.float16).cpu().numpy()
+                row = _first_nonfinite(emb)
+                if row is not None:
+                    raise InputError(loaded.path, f"the model gives NaN/inf embeddings (first: shot "
+                                     f"{store.ids[rows.start + row]} of {store.path}): are its weights damaged?")
+                embeddings[rows] = emb
                 f.attrs["rows_done"] = rows.stop  # written after the rows: a crash never skips any
                 f.flush()
                 bar.update(rows.stop - rows.start)
         f.attrs["complete"] = 1
-    finally:
+        embeddings = None
         f.close()
-        store.close()
-    os.replace(part, out)
+        os.replace(part, out)
+    except BaseException as e:
+        with quiet_release(), contextlib.suppress(Exception):
+            embeddings = None  # noqa: F841  (released before the file: HDF5 crashes closing it under a handle)
+            try:
+                f.close()
+            finally:
+                f = None  # the last reference, released here, quietly
+        if not isinstance(e, Exception):  # interrupted (Ctrl-C): keep the .part, a later run resumes from it
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        problem = io_failure(e)
+        if problem is not None:
+            raise InputError(out, f"cannot write: {problem}") from None
+        raise
     return out

@@ -247,6 +247,8 @@ def to_xml(run: Run, year: int) -> bytes:
                                    f"(set with {', '.join(_ATTRS[f][1] for f in missing)})")
     if not run.topics:
         raise InputError(run.path, "the run has no topics")
+    for f in wanted:  # lxml's own refusal names neither the attribute nor the option
+        xmlsafe.check_xml_text(getattr(run.info, f), run.path, f"{_ATTRS[f][0]} (set with {_ATTRS[f][1]})")
     root = etree.Element(runxml.ROOT)
     root.text = "\n"
     res = etree.SubElement(root, runxml.RUN, {_ATTRS[f][0]: getattr(run.info, f) for f in wanted})
@@ -258,6 +260,8 @@ def to_xml(run: Run, year: int) -> bytes:
         tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=_elapsed_for_xml(t.elapsed))
         tr.text, tr.tail = "\n", "\n"
         for seq, it in enumerate(t.items, 1):
+            for text in (it.shot, *it.extra.values()):
+                xmlsafe.check_xml_text(text, run.path, f"topic {num}: item {seq}")
             etree.SubElement(tr, runxml.ITEM, {"seqNum": str(seq), "shotId": nist_shot_id(it.shot),
                                                **it.extra}).tail = "\n"
     data = (f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
@@ -373,7 +377,7 @@ def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots: V
     dtd = etree.DTD(str(dtd_file))
     if not dtd.validate(tree):
         for e in dtd.error_log.filter_from_errors():
-            out.add(e.line or None, f"not valid against {dtd_file.name}: {e.message}")
+            out.add(e.line or None, f"not valid against {dtd_file.name}: {xmlsafe.one_line(e.message)}")
     if x.attrs.get("class") == "R" and year < FEEDBACK_YEAR:
         out.add(x.line, f"class R (relevance feedback) exists only from {FEEDBACK_YEAR} on")
     pid = x.attrs.get("pid")

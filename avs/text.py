@@ -165,6 +165,17 @@ def gru_token_ids(texts: Sequence[str], vocab: Vocabulary) -> tuple[torch.Tensor
 # ----------------------------------------------------------------------------------------------------------
 # word2vec
 
+def word2vec_path(path: str | os.PathLike | None) -> Path | None:
+    """A word2vec path given by the user (``--word2vec``), checked where it is taken in even when the model
+    turns out not to need one: a path that does not exist is an InputError naming it, never ignored."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such word2vec file or directory")
+    return p
+
+
 class Word2Vec:
     """Word vectors (N x dim float32, possibly memory-mapped) with a word -> row index."""
 

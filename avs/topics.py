@@ -16,6 +16,7 @@ converted) unless ``strip_zeros`` is asked for; ``Topic.num`` is always the numb
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -34,6 +35,7 @@ from .errors import InputError
 LABELS = ("object", "person", "action", "location")
 CANONICAL_ROOT = "avsTopics"
 DTD_NAME = "avs-topics.dtd"
+_SNIFF_BYTES = 1024  # enough to see a BOM or a UTF-16 "<" past leading white space
 
 # NIST topic numbering (trecvid-formats §3.1): (first, last) -> (year, collection, task)
 KNOWN_RANGES = (
@@ -114,8 +116,9 @@ def shipped_labels_path() -> Path:
 
 def _num(raw: str, path, line: int | None, where: str = "", hint: str = "") -> int:
     s = raw.strip()
-    if not (s.isascii() and s.isdigit()):
-        raise InputError(path, f"{where}topic number {raw!r} is not numeric{hint}", line=line)
+    if not (s.isascii() and s.isdigit()):  # int() would also take '١' or '１２'
+        hint = hint if s.isascii() else " (ASCII digits only)"
+        raise InputError(path, f"{where}topic number {xmlsafe.shown(raw)} is not numeric{hint}", line=line)
     return int(s)
 
 
@@ -130,6 +133,7 @@ def _check(topics: list[Topic], lines: list[int | None], path) -> list[Topic]:
     for t, line in zip(topics, lines):
         if not t.text:
             raise InputError(path, f"topic {t.num} has empty text", line=line)
+        xmlsafe.check_xml_text(t.text, path, f"topic {t.num} text", line=line)
         if t.num in seen:
             first = f" (first at line {seen[t.num]})" if seen[t.num] else ""
             raise InputError(path, f"duplicate topic number {t.num}{first}", line=line)
@@ -141,7 +145,8 @@ def parse_text(data: str, path=None, number_from: int | None = None) -> TopicSet
     """Parse a plain-text topic list: ``NUM<whitespace>text`` per line, or with ``number_from`` one topic text
     a line, numbered from ``number_from`` on."""
     topics, lines = [], []
-    for i, line in enumerate(data.splitlines(), 1):
+    # Lines end at a newline only: splitlines() would also end one at a form feed or U+2028 inside a text.
+    for i, line in enumerate(data.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
@@ -159,7 +164,8 @@ def _validate_canonical(tree, path) -> None:
     dtd = etree.DTD(str(shipped_dir() / DTD_NAME))
     if not dtd.validate(tree):
         err = dtd.error_log.filter_from_errors()[0]
-        raise InputError(path, f"does not validate against {DTD_NAME}: {err.message}", line=err.line or None)
+        raise InputError(path, f"does not validate against {DTD_NAME}: {xmlsafe.one_line(err.message)}",
+                         line=err.line or None)
 
 
 def parse_xml(source, path=None) -> TopicSet:
@@ -203,17 +209,13 @@ def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool
         raise InputError(path, e.strerror or str(e)) from None
     if not data.strip():
         raise InputError(path, "file is empty")
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+    if xmlsafe.starts_like_xml(data[:_SNIFF_BYTES]):
         if number_from is not None:
             raise InputError(path, "an XML topic file carries its own numbers (--number-from is for plain lists)")
         ts = parse_xml(data, path)
         ts.path = os.fspath(path)
     else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise InputError(path, f"not UTF-8 text (byte {e.start}) and not XML") from None
-        ts = parse_text(text, path, number_from)
+        ts = parse_text(_utf8(data, path, " and not XML"), path, number_from)
     if strip_zeros:
         ts = replace(ts, topics=[replace(t, written=None) for t in ts])
     if labels:
@@ -227,13 +229,22 @@ def as_topics(topics: "str | os.PathLike | TopicSet") -> TopicSet:
     return topics if isinstance(topics, TopicSet) else read_topics(topics, labels=False)
 
 
+def _utf8(data: bytes, path, also: str = "") -> str:
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not UTF-8 text{also} (byte 0x{body[e.start]:02x}; save the file as UTF-8)",
+                         line=body.count(b"\n", 0, e.start) + 1) from None
+
+
 def read_labels(path: str | os.PathLike) -> dict[int, frozenset[str]]:
     """Read a label table: TSV with header ``num object person action location``, values 0/1."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(path, e.strerror or str(e)) from None
-    rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(_utf8(data, path)), delimiter="\t"))
     if not rows or [c.strip() for c in rows[0]] != ["num", *LABELS]:
         raise InputError(path, f"header must be: num\t{chr(9).join(LABELS)}", line=1)
     out: dict[int, frozenset[str]] = {}
@@ -268,6 +279,11 @@ def to_xml(topics: TopicSet) -> bytes:
     """The canonical XML form (validates against ``topics/avs-topics.dtd``)."""
     if not (topics.year and topics.collection and topics.task):
         raise InputError(topics.path, "year, collection and task are needed for the canonical XML form")
+    for what in ("year", "collection", "task"):  # set by callers; lxml's own refusal names no field
+        xmlsafe.check_xml_text(getattr(topics, what), topics.path, what)
+    for t in topics:
+        xmlsafe.check_xml_text(t.number, topics.path, f"topic {t.num} number")
+        xmlsafe.check_xml_text(t.text, topics.path, f"topic {t.num} text")
     root = etree.Element(CANONICAL_ROOT, year=topics.year, collection=topics.collection, task=topics.task)
     root.text = "\n  "
     for i, t in enumerate(topics):

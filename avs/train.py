@@ -197,8 +197,9 @@ def evaluate_retrieval(model_dir: str | os.PathLike, data_path: str | os.PathLik
 
     word2vec and the CLIP checkpoint default to those the model was trained with (its ``model.json``).
     """
-    from .text import Word2Vec
+    from .text import Word2Vec, word2vec_path
 
+    word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     loaded = load_model(model_dir, device)
     cfg = loaded.config
     data = open_data(data_path, cfg, store)
@@ -296,8 +297,9 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     and gives the same weights as an uninterrupted run. ``on_epoch`` is called with each epoch's log record
     after its checkpoint is written.
     """
-    from .text import Word2Vec, build_vocab
+    from .text import Word2Vec, build_vocab, word2vec_path
 
+    word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     cfg = config if isinstance(config, ModelConfig) else load_config(config)
     if metric not in METRICS:
         raise InputError(None, f"validation metric {metric!r} is not one of {', '.join(METRICS)}")

@@ -4,7 +4,8 @@ The default is the sample_eval.pl NIST distributes with AVS judgments (TV16 on: 
 200, 500, 1000); ``--cutoffs 2012`` gives the generic script of 5 Sep 2012 (iP10, iP100, iP1000 twice).
 
 Same stdout bytes on every well-formed input; a one-line error (exit 2) where the Perl script would die
-with "Illegal division by zero" or silently shift columns.
+with "Illegal division by zero" or silently shift columns; Ctrl-C exits 130 with one line, as a shell's
+commands do.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         cutoffs = parse_cutoffs(args.cutoffs)
         ev = evaluate(args.qrels, load_run(args.run, args.topic_prefix), strict=args.strict, run_path=args.run,
                       cutoffs=cutoffs)
+        sys.stdout.write(format_sample_eval(ev, per_query=args.q))
     except InputError as e:
         print(f"trec_eval_compat: error: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(format_sample_eval(ev, per_query=args.q))
+    except KeyboardInterrupt:
+        print("trec_eval_compat: interrupted", file=sys.stderr)
+        return 130
     if ev.mode == "strict" and ev.missing_topics:
         print(f"trec_eval_compat: strict: {len(ev.missing_topics)} qrels topic(s) missing from the run scored 0",
               file=sys.stderr)

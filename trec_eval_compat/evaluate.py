@@ -8,6 +8,7 @@ know) and averages over ALL qrels topics, a topic missing from the run scoring 0
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -85,12 +86,17 @@ def _columns(lines: list[RunLine], path) -> RunColumns:
     return RunColumns.from_records(((ln.topic, ln.shot, ln.score, ln.line) for ln in lines), path)
 
 
+# The number Perl reads from the head of a string: '12abc' is 12, '1_0' is 1, '１２' (not ASCII) is 0
+_PERL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _numeric_key(topic: str) -> tuple[float, str]:
-    # Perl's `<=>` on topic ids: numeric value, so '1661' < '10000'; non-numbers count as 0
-    try:
-        return float(topic), topic
-    except ValueError:
-        return 0.0, topic
+    # Perl's `<=>` on topic ids: numeric value, so '1661' < '10000'; ids without a leading number count as 0.
+    # Perl reads 'nan' and 'inf' as NaN and Inf: read_qrels refuses those ids, so they are never evaluated and
+    # count as 0 here among the ignored run topics. Equal values (1, 01) keep string order (Perl's follows its
+    # randomised hash order).
+    m = _PERL_NUMBER.match(topic)
+    return (float(m.group()) if m else 0.0), topic
 
 
 def group_run(run: RunColumns, strict: bool = False) -> dict[str, tuple[list[str], int]]:

@@ -25,6 +25,16 @@ import numpy as np
 from .errors import InputError
 
 BLOCK_BYTES = 1 << 23  # large enough for array operations to pay off; a block's temporaries stay a few tens of MB
+# Gzip input may expand to GUNZIP_RATIO times the file's size, and to at least GUNZIP_FREE_BYTES, but never past
+# GUNZIP_MAX_BYTES. Real runs and qrels are under 1 GB and gzip 3-10:1 (a run repeating one line 500:1);
+# deflate tops out near 1032:1, so a file expanding 100 times and beyond 64 MiB is built to exhaust memory.
+GUNZIP_RATIO = 100
+GUNZIP_FREE_BYTES = 1 << 26
+GUNZIP_MAX_BYTES = 1 << 32
+# A judgment as sample_eval.pl reads it; int() would also take '1_0' (Perl: 1) and '１' (Perl: 0)
+_JUDGMENT = re.compile(r"-?[0-9]+")
+# What Perl reads as Inf or NaN, whose `<=>` order of topics is then arbitrary (NaN equals everything)
+_PERL_INF_NAN = re.compile(r"[+-]?(?:inf|nan|[qs]nan|1\.?#(?:inf|ind|qnan|snan))", re.IGNORECASE)
 
 
 class Qrel(NamedTuple):
@@ -44,13 +54,44 @@ class RunLine(NamedTuple):
     line: int
 
 
+class _BoundedGunzip(io.RawIOBase):
+    """A gzip stream that stops with an ``InputError`` once it has given ``limit`` bytes."""
+
+    def __init__(self, gz: gzip.GzipFile, path, limit: int, why: str):
+        self._gz, self._path, self._limit, self._why = gz, path, limit, why
+        self._given = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = self._gz.readinto(buf)
+        self._given += n
+        if self._given > self._limit:
+            raise InputError(self._path, f"gzip data expands past {self._limit:,} bytes, {self._why}: "
+                                         f"refused as a decompression bomb")
+        return n
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
+
+
 def open_binary(path: str | os.PathLike) -> IO[bytes]:
-    """Open a file for reading bytes, gunzipping gzip data (by magic bytes, whatever the name)."""
+    """Open a file for reading bytes, gunzipping gzip data (by magic bytes, whatever the name) up to the
+    ``GUNZIP_*`` limits."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
             magic = f.read(2)
-        return gzip.open(p, "rb") if magic == b"\x1f\x8b" else open(p, "rb")
+            size = os.fstat(f.fileno()).st_size
+        if magic != b"\x1f\x8b":
+            return open(p, "rb")
+        limit = max(GUNZIP_FREE_BYTES, GUNZIP_RATIO * size)
+        why = f"over {GUNZIP_RATIO} times the file's size"
+        if limit > GUNZIP_MAX_BYTES:
+            limit, why = GUNZIP_MAX_BYTES, "more than any run or qrels file holds"
+        return io.BufferedReader(_BoundedGunzip(gzip.open(p, "rb"), path, limit, why))
     except OSError as e:
         raise InputError(path, e.strerror or str(e)) from None
 
@@ -116,10 +157,9 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
 
 
 def _int(tok: str, path, n: int, what: str) -> int:
-    try:
-        return int(tok)
-    except ValueError:
-        raise InputError(path, f"{what} {tok!r} is not an integer", line=n) from None
+    if not _JUDGMENT.fullmatch(tok):
+        raise InputError(path, f"{what} {tok!r} is not an integer", line=n)
+    return int(tok)
 
 
 def read_qrels(path: str | os.PathLike) -> list[Qrel]:
@@ -139,6 +179,12 @@ def read_qrels(path: str | os.PathLike) -> list[Qrel]:
         if judgment < -1:
             raise InputError(path, f"unknown judgment {judgment} (use -1 unsampled, 0 non-relevant, "
                                    f">0 relevant)", line=n)
+        if judgment > 0 and toks[-1] != str(judgment):
+            raise InputError(path, f"judgment {toks[-1]!r}: write it {judgment} (sample_eval.pl keys grades "
+                                   f"by their spelling, so {toks[-1]!r} would be another grade)", line=n)
+        if _PERL_INF_NAN.match(toks[0]):
+            raise InputError(path, f"topic id {toks[0]!r} reads as Inf or NaN in sample_eval.pl's "
+                                   f"numeric topic order: not a topic id", line=n)
         out.append(Qrel(toks[0], toks[2], toks[3] if width == 5 else "1", judgment))
     if not out:
         raise InputError(path, "no qrels (empty file)")
@@ -155,8 +201,10 @@ def _checked_run_lines(lines: Iterable[tuple[int, list[str]]], path) -> Iterator
             score = float(raw)
         except ValueError:
             score = None
-        if score is None or "_" in raw:  # Python accepts 1_000; Perl would read it as 1
-            raise InputError(path, f"score {raw!r} is not a number", line=n)
+        # Python accepts 1_000 and '１２'; Perl would read them as 1 and 0
+        if score is None or "_" in raw or not raw.isascii():
+            hint = "" if raw.isascii() else " (ASCII digits only)"
+            raise InputError(path, f"score {raw!r} is not a number{hint}", line=n)
         if score != score:
             raise InputError(path, "score is NaN", line=n)
         yield n, toks, score

@@ -8,9 +8,9 @@ Layout (trecvid-formats §4)::
           <item seqNum="1" shotId="shot00001_1" [any explainability attributes]/>
 
 The reader keeps what the file says (attribute values as text, ``None`` where a required one is missing) and
-notes structural faults in ``XmlRun.faults`` instead of stopping, so a validator can report all of them; callers
-that need a usable run call ``XmlRun.raise_first_fault()``. Only a file that is not well-formed XML, declares
-entities or has another root element raises at once.
+notes structural faults, and numbers not in ASCII digits, in ``XmlRun.faults`` instead of stopping, so a validator
+can report all of them; callers that need a usable run call ``XmlRun.raise_first_fault()``. Only a file that is
+not well-formed XML, declares entities or has another root element raises at once.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ ITEM = "item"
 # The element each element must sit in; anything else is a structural fault.
 _PARENT = {RUN: ROOT, TOPIC: RUN, ITEM: TOPIC}
 _REQUIRED = {TOPIC: ("tNum", "elapsedTime"), ITEM: ("seqNum", "shotId")}
+# Numbers in these formats are ASCII digits; Python's int() and float() would also read '١' and '１２'.
+_NUMBERS = ("tNum", "elapsedTime", "seqNum")
 
 _NIST_DTD_URL = re.compile(r"/tv(20\d\d)/dtds/")
 
@@ -139,6 +141,8 @@ def _start(run: XmlRun, el, name: str) -> None:
     for a in _REQUIRED.get(name, ()):
         if a not in attrs:
             run.faults.append((line, f"<{name}> has no {a} attribute"))
+        elif a in _NUMBERS and not attrs[a].isascii():
+            run.faults.append((line, f"{a} {xmlsafe.shown(attrs[a])} is not a number (ASCII digits only)"))
     if name == RUN:
         if run.line is not None:
             run.faults.append((line, f"a second <{RUN}>: one run per file"))
@@ -160,7 +164,7 @@ def xml_run_lines(path: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> list
     out: list[RunLine] = []
     for t in run.topics:
         if not t.tnum.isdigit():
-            raise InputError(path, f"tNum {t.tnum!r} is not a topic number", line=t.line)
+            raise InputError(path, f"tNum {xmlsafe.shown(t.tnum)} is not a topic number", line=t.line)
         topic = eval_topic_id(t.tnum, prefix)
         for it in t.items:
             seq = seq_number(it, path)
@@ -171,6 +175,6 @@ def xml_run_lines(path: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> list
 def seq_number(item: XmlItem, path=None) -> int:
     """``item``'s seqNum as an integer; ``InputError`` when it is not one."""
     s = (item.seq or "").strip()
-    if not s.isdigit():
-        raise InputError(path, f"seqNum {item.seq!r} is not a positive integer", line=item.line)
+    if not (s.isascii() and s.isdigit()):
+        raise InputError(path, f"seqNum {xmlsafe.shown(item.seq)} is not a positive integer", line=item.line)
     return int(s)

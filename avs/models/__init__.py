@@ -5,6 +5,6 @@ from .laff import TextVideoModel, count_parameters
 
 __all__ = ["ModelConfig", "VideoFeature", "TextFeature", "FrameFeature", "load_config", "list_configs",
            "config_from_dict", "TextVideoModel", "count_parameters"]
-from .io import LoadedModel, check_video_features, load_model, save_model  # noqa: E402
+from .io import LoadedModel, check_video_features, load_model, save_model, usable_device  # noqa: E402
 
-__all__ += ["LoadedModel", "load_model", "save_model", "check_video_features"]
+__all__ += ["LoadedModel", "load_model", "save_model", "check_video_features", "usable_device"]

@@ -89,7 +89,37 @@ class ModelConfig:
                        text=tuple(replace(f, dim=text.get(f.name, f.dim)) for f in self.text))
 
 
+# the scalar settings and the types they need (bool is an int in Python: refused where a number is wanted)
+_SCALARS = {"name": str, "fusion": str, "description": str, "space_dim": int, "heads": int, "gru_embed": int,
+            "gru_hidden": int, "dropout": float, "margin": float, "batch_norm": bool}
+
+
+def _type_problems(data: dict) -> list[str]:
+    problems = []
+    for key, kind in _SCALARS.items():
+        if key not in data:
+            continue
+        v = data[key]
+        ok = isinstance(v, bool) if kind is bool else \
+            (isinstance(v, (int, float)) and not isinstance(v, bool)) if kind is float else \
+            (isinstance(v, int) and not isinstance(v, bool)) if kind is int else isinstance(v, kind)
+        if not ok:
+            problems.append(f"{key} = {v!r} is not {'a ' + kind.__name__ if kind is not int else 'an integer'}")
+    for key in ("space_dim", "heads", "gru_embed", "gru_hidden"):
+        if isinstance(data.get(key), int) and not isinstance(data[key], bool) and data[key] < 1:
+            problems.append(f"{key} = {data[key]} is not positive")
+    for key in ("video", "text"):
+        if key in data and not (isinstance(data[key], (list, tuple)) and all(isinstance(v, dict) for v in data[key])):
+            problems.append(f"{key} is not a list of tables")
+    if "frame" in data and not isinstance(data["frame"], dict):
+        problems.append("frame is not a table")
+    return problems
+
+
 def _build(data: dict, source) -> ModelConfig:
+    problems = _type_problems(data)
+    if problems:
+        raise InputError(source, "invalid model config: " + "; ".join(problems))
     try:
         video = tuple(VideoFeature(**v) for v in data.pop("video", []))
         text = tuple(TextFeature(**t) for t in data.pop("text", []))
@@ -97,7 +127,9 @@ def _build(data: dict, source) -> ModelConfig:
         if "space_weights" in data:
             data["space_weights"] = tuple(float(w) for w in data["space_weights"])
         cfg = ModelConfig(video=video, text=text, frame=frame, **data)
-    except TypeError as e:
+    except InputError as e:
+        raise (e if e.path is not None else InputError(source, e.problem)) from None
+    except (TypeError, ValueError) as e:
         raise InputError(source, f"invalid model config: {e}") from None
     problems = []
     if cfg.fusion not in FUSIONS:
@@ -137,9 +169,11 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         if not p.exists():
             raise InputError(name_or_path, f"no such model config (shipped: {', '.join(list_configs())})")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
     except OSError as e:
         raise InputError(p, e.strerror or str(e)) from None
+    except UnicodeDecodeError as e:
+        raise InputError(p, f"not UTF-8 text ({e.reason} at byte {e.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(p, f"not valid TOML: {e}") from None
     data.setdefault("name", p.stem)

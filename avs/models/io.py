@@ -38,10 +38,12 @@ class LoadedModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
+    weights_sha256: str = ""   # of weights.pt as read by load_model (checked against model.json's record)
+
     @property
     def fingerprint(self) -> str:
         """sha256 of the weights file: identifies the model an index was built with."""
-        return self.meta.get("weights_sha256", "")
+        return self.weights_sha256 or self.meta.get("weights_sha256", "")
 
 
 def _sha256(path: Path) -> str:
@@ -50,6 +52,44 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, refused (InputError) unless it exists here and can hold a model: cpu,
+    cuda[:N] with that GPU present, or another accelerator type whose torch backend says it is available."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(None, f"device {str(device)!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if d.type == "cpu":
+        return d
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(None, f"device {str(device)!r}: this torch build or machine has no CUDA device")
+        count = torch.cuda.device_count()
+        if d.index is not None and d.index >= count:
+            raise InputError(None, f"device {str(device)!r}: there is no such GPU here ({count} CUDA device(s))")
+        return d
+    if d.type == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        available = backend is not None and backend.is_available()
+    else:
+        backend = getattr(torch, d.type, None) if d.type != "meta" else None
+        available = callable(getattr(backend, "is_available", None)) and bool(backend.is_available())
+    if not available:
+        raise InputError(None, f"device {str(device)!r} is not usable here (use cpu, or cuda[:N] on a GPU machine)")
+    return d
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON: {e}") from None
 
 
 def save_model(model: TextVideoModel, out_dir: str | os.PathLike, vocabs: dict[str, object] | None = None,
@@ -81,7 +121,12 @@ def save_model(model: TextVideoModel, out_dir: str | os.PathLike, vocabs: dict[s
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Read a model directory; every problem is an InputError naming the file."""
+    """Read a model directory; every problem is an InputError naming the file.
+
+    weights.pt is hashed (sha256, streamed) and must match the ``weights_sha256`` model.json records: the hash
+    is the model's fingerprint, which indexes are checked against.
+    """
+    device = usable_device(device)
     d = Path(model_dir)
     if not d.is_dir():
         raise InputError(d, "not a model directory")
@@ -89,11 +134,16 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     for p in (cfg_path, weights_path):
         if not p.exists():
             raise InputError(p, "missing from the model directory")
-    try:
-        cfg = config_from_dict(json.loads(cfg_path.read_text()), cfg_path)
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except json.JSONDecodeError as e:
-        raise InputError(cfg_path, f"not valid JSON: {e}") from None
+    data = _read_json(cfg_path)
+    if not isinstance(data, dict):
+        raise InputError(cfg_path, "not a model config (expected a JSON object)")
+    cfg = config_from_dict(data, cfg_path)
+    meta = _read_json(meta_path) if meta_path.exists() else {}
+    if not isinstance(meta, dict):
+        raise InputError(meta_path, "not model metadata (expected a JSON object)")
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and not isinstance(recorded, str):
+        raise InputError(meta_path, f"weights_sha256 is not a hex string: {recorded!r}")
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that needs code to load
@@ -102,7 +152,9 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
         raise InputError(weights_path, "not a state_dict of tensors")
     try:
         model = TextVideoModel(cfg)
-    except ValueError as e:
+    except InputError:
+        raise
+    except (ValueError, TypeError) as e:
         raise InputError(cfg_path, str(e)) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -119,6 +171,13 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
             parts.append(f"shape mismatch for {k}: weights {tuple(state[k].shape)}, config "
                          f"{tuple(expected[k].shape)}")
         raise InputError(weights_path, "weights do not match config.json: " + "; ".join(parts))
+    try:
+        actual = _sha256(weights_path)
+    except OSError as e:
+        raise InputError(weights_path, f"cannot read: {e.strerror or e}") from None
+    if recorded is not None and actual != recorded.lower():
+        raise InputError(weights_path, f"sha256 {actual[:12]}... is not the {recorded[:12]}... that model.json "
+                         "records: the weights were replaced or damaged")
     model.load_state_dict(state)
     model.to(device).eval()
     vocabs = {}
@@ -129,9 +188,11 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
         for p in sorted(vocab_dir.glob("*.json")):
             try:
                 vocabs[p.stem] = Vocabulary.from_dict(json.loads(p.read_text()), source=p)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            except InputError:
+                raise
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
                 raise InputError(p, f"not a vocabulary: {e}") from None
-    return LoadedModel(model, vocabs, meta, os.fspath(d))
+    return LoadedModel(model, vocabs, meta, os.fspath(d), actual)
 
 
 def check_video_features(cfg: ModelConfig, dims: dict[str, int], source) -> None:
