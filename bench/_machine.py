@@ -21,5 +21,7 @@ def describe() -> str:
         mem = f", {kb / 2**20:.1f} GiB RAM"
     except (OSError, StopIteration):
         pass
-    return (f"machine: {cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()} "
-            f"({platform.system()} {platform.release()}); {sys.executable}")
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()} "
+        f"({platform.system()} {platform.release()}); {sys.executable}"
+    )

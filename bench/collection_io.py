@@ -1,9 +1,9 @@
-"""Import and sequential-read throughput of the collection store (avs.collection), on simulated features.
+"""Import and sequential-read throughput of the collection store (avs.formats.store), on simulated features.
 
     python bench/collection_io.py [--rows 200000] [--dims 512,768,2048,2048] [--dtype float32]
 
 Writes simulated BigFile folders (uniform random float32; the default widths are LAFF's four video
-features, 5,376 dims together), imports them with ``avs.importers.import_bigfile`` and reads the store back
+features, 5,376 dims together), imports them with ``avs.features.importers.import_bigfile`` and reads the store back
 in row blocks with ``FeatureStore.iter_blocks``. For comparison it reads the same bytes (the BigFile
 ``feature.bin`` files) with plain ``readinto`` in blocks of the same size, in the same run. Files are
 freshly written, so every read is served from the page cache when RAM allows (this machine's RAM is
@@ -26,17 +26,44 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from avs.collection import block_rows_for, open_store
-from avs.importers import import_bigfile
+from avs.features.importers import import_bigfile
+from avs.formats.store import block_rows_for, open_store
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    mem = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem / 1e9, 1), "python": platform.python_version(),
-            "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    mem = (
+        next(
+            (
+                int(line.split()[1]) * 1024
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ),
+            0,
+        )
+        if Path("/proc/meminfo").exists()
+        else 0
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(mem / 1e9, 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+    }
 
 
 def simulate(folder: Path, rows: int, dims: list[int], seed: int) -> list[Path]:
@@ -87,10 +114,14 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="collection_io.", dir=args.workdir))
     m = machine()
-    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; python {m['python']}, numpy {m['numpy']}, "
-          f"h5py {m['h5py']} (HDF5 {m['hdf5']})")
-    print(f"data: SIMULATED uniform float32, {args.rows} rows x {sum(dims)} dims ({'+'.join(map(str, dims))}), "
-          f"store dtype {args.dtype}; files in {work} (page cache warm: figures are not disk speed)")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; python {m['python']}, numpy {m['numpy']}, "
+        f"h5py {m['h5py']} (HDF5 {m['hdf5']})"
+    )
+    print(
+        f"data: SIMULATED uniform float32, {args.rows} rows x {sum(dims)} dims ({'+'.join(map(str, dims))}), "
+        f"store dtype {args.dtype}; files in {work} (page cache warm: figures are not disk speed)"
+    )
     try:
         dirs = simulate(work / "bigfile", args.rows, dims, seed=0)
         os.sync()
@@ -119,25 +150,47 @@ def main() -> None:
                 assert np.array_equal(s.get(name, r), src[r].astype(args.dtype)), name
 
         res = {
-            "machine": m, "rows": args.rows, "dims": dims, "dtype": args.dtype, "block_rows": block,
-            "import_s": t_import, "import_rows_per_s": args.rows / t_import, "import_in_GB_per_s": in_bytes / t_import / 1e9,
-            "store_read_s": [store1, store2], "store_read_rows_per_s": args.rows / t_store,
+            "machine": m,
+            "rows": args.rows,
+            "dims": dims,
+            "dtype": args.dtype,
+            "block_rows": block,
+            "import_s": t_import,
+            "import_rows_per_s": args.rows / t_import,
+            "import_in_GB_per_s": in_bytes / t_import / 1e9,
+            "store_read_s": [store1, store2],
+            "store_read_rows_per_s": args.rows / t_store,
             "store_read_GB_per_s": store_bytes / t_store / 1e9,
-            "store_read_fresh_arrays_s": [fresh1, fresh2], "store_read_fresh_GB_per_s": store_bytes / t_fresh / 1e9,
-            "plain_read_s": [plain1, plain2], "plain_read_GB_per_s": in_bytes / plain / 1e9,
+            "store_read_fresh_arrays_s": [fresh1, fresh2],
+            "store_read_fresh_GB_per_s": store_bytes / t_fresh / 1e9,
+            "plain_read_s": [plain1, plain2],
+            "plain_read_GB_per_s": in_bytes / plain / 1e9,
             "store_file_bytes": store.stat().st_size,
         }
-        print(f"import (BigFile -> store):   {t_import:7.2f} s  {res['import_rows_per_s']:10,.0f} rows/s  "
-              f"{res['import_in_GB_per_s']:6.2f} GB/s of float32 input")
-        print(f"store sequential read:       {t_store:7.2f} s  {res['store_read_rows_per_s']:10,.0f} rows/s  "
-              f"{res['store_read_GB_per_s']:6.2f} GB/s  (reused buffers; best of {store1:.2f} s, {store2:.2f} s; "
-              f"{block} rows per block)")
-        print(f"  same, fresh arrays:         {t_fresh:7.2f} s  {args.rows / t_fresh:10,.0f} rows/s  "
-              f"{res['store_read_fresh_GB_per_s']:6.2f} GB/s  (iter_blocks default; best of {fresh1:.2f} s, {fresh2:.2f} s)")
-        print(f"plain read of the BigFiles:  {plain:7.2f} s  {args.rows / plain:10,.0f} rows/s  "
-              f"{res['plain_read_GB_per_s']:6.2f} GB/s  (best of {plain1:.2f} s, {plain2:.2f} s)")
-        print(f"store read / plain read:     {res['store_read_GB_per_s'] / res['plain_read_GB_per_s']:.2f} "
-              f"(reused), {res['store_read_fresh_GB_per_s'] / res['plain_read_GB_per_s']:.2f} (fresh); store file {res['store_file_bytes'] / 1e9:.2f} GB")
+        print(
+            f"import (BigFile -> store):   {t_import:7.2f} s  {res['import_rows_per_s']:10,.0f} rows/s  "
+            f"{res['import_in_GB_per_s']:6.2f} GB/s of float32 input"
+        )
+        print(
+            f"store sequential read:       {t_store:7.2f} s  {res['store_read_rows_per_s']:10,.0f} rows/s  "
+            f"{res['store_read_GB_per_s']:6.2f} GB/s  (reused buffers; best of {store1:.2f} s, {store2:.2f} s; "
+            f"{block} rows per block)"
+        )
+        print(
+            f"  same, fresh arrays:         {t_fresh:7.2f} s  {args.rows / t_fresh:10,.0f} rows/s  "
+            f"{res['store_read_fresh_GB_per_s']:6.2f} GB/s  "
+            f"(iter_blocks default; best of {fresh1:.2f} s, {fresh2:.2f} s)"
+        )
+        print(
+            f"plain read of the BigFiles:  {plain:7.2f} s  {args.rows / plain:10,.0f} rows/s  "
+            f"{res['plain_read_GB_per_s']:6.2f} GB/s  (best of {plain1:.2f} s, {plain2:.2f} s)"
+        )
+        plain_gbs = res["plain_read_GB_per_s"]
+        print(
+            f"store read / plain read:     {res['store_read_GB_per_s'] / plain_gbs:.2f} (reused), "
+            f"{res['store_read_fresh_GB_per_s'] / plain_gbs:.2f} (fresh); "
+            f"store file {res['store_file_bytes'] / 1e9:.2f} GB"
+        )
         print(json.dumps(res))
     finally:
         if not args.keep:

@@ -71,18 +71,26 @@ def main() -> None:
         t_qrels = time.perf_counter() - t0
         outputs = [format_sample_eval(evaluate(qrels, r), per_query=True) for r in runs]
         t_total = time.perf_counter() - t0
-        print(f"trec_eval_compat: {args.runs} runs x 20 topics x 1000 shots (simulated) against tv21: "
-              f"{t_total:.2f} s total ({t_qrels:.2f} s reading qrels once, "
-              f"{(t_total - t_qrels) / args.runs * 1000:.1f} ms per run)")
+        print(
+            f"trec_eval_compat: {args.runs} runs x 20 topics x 1000 shots (simulated) against tv21: "
+            f"{t_total:.2f} s total ({t_qrels:.2f} s reading qrels once, "
+            f"{(t_total - t_qrels) / args.runs * 1000:.1f} ms per run)"
+        )
         if args.perl_script and shutil.which("perl"):
             t0 = time.perf_counter()
             plain = _plain_qrels(tmp)
-            perl_out = [subprocess.run(["perl", args.perl_script, "-q", plain, str(r)], capture_output=True,
-                                       text=True, check=True).stdout for r in runs]
+            perl_out = [
+                subprocess.run(
+                    ["perl", args.perl_script, "-q", plain, str(r)], capture_output=True, text=True, check=True
+                ).stdout
+                for r in runs
+            ]
             t_perl = time.perf_counter() - t0
             same = sum(a == b for a, b in zip(outputs, perl_out))
-            print(f"sample_eval.pl: {t_perl:.2f} s for the same {args.runs} runs (one process per run); "
-                  f"ratio perl/python = {t_perl / t_total:.1f}x; identical outputs: {same}/{args.runs}")
+            print(
+                f"sample_eval.pl: {t_perl:.2f} s for the same {args.runs} runs (one process per run); "
+                f"ratio perl/python = {t_perl / t_total:.1f}x; identical outputs: {same}/{args.runs}"
+            )
 
 
 def measure(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, bytes]:
@@ -126,8 +134,11 @@ def scale_files(lines: int, folder: Path) -> list[tuple[str, Path, Path]]:
                     pooled = [ln.split()[2] for ln in by_topic[base[i % 20]]]
                     chunk = []
                     for k in range(per):
-                        shot = rnd.choice(pooled) if rnd.random() < 0.3 else \
-                            f"shot{rnd.randint(1, 17235):05d}_{rnd.randint(1, 400)}"
+                        shot = (
+                            rnd.choice(pooled)
+                            if rnd.random() < 0.3
+                            else f"shot{rnd.randint(1, 17235):05d}_{rnd.randint(1, 400)}"
+                        )
                         chunk.append(f"{topic} Q0 {shot} {k + 1} {rnd.random() * 100:.4f} sim\n")
                         if len(chunk) == 100_000:
                             f.write("".join(chunk))
@@ -146,8 +157,10 @@ def scale(lines: int, perl_script: str | None) -> None:
         if perl_script and shutil.which("perl"):
             t_pl, rss_pl, out_pl = measure(["perl", perl_script, "-q", str(qrels), str(run)])
             print(f"  sample_eval.pl    {t_pl:7.1f} s  {rss_pl:5.2f} GB peak RSS")
-            print(f"  ratio avs/perl: time {t_py / t_pl:.2f}x, memory {rss_py / rss_pl:.2f}x; "
-                  f"same bytes: {out_py == out_pl}")
+            print(
+                f"  ratio avs/perl: time {t_py / t_pl:.2f}x, memory {rss_py / rss_pl:.2f}x; "
+                f"same bytes: {out_py == out_pl}"
+            )
         # a simulated 10 M-line run breaks NIST's rules on purpose (500,000 or 20,000 items a topic, duplicates)
         t_v, rss_v, out_v = measure([sys.executable, "-m", "avs", "run", "validate", str(run)], ok=(1,))
         problems = out_v.count(b"\n")

@@ -37,7 +37,7 @@ def index_path(n: int) -> Path:
 def build_sim_index(n: int) -> Path:
     import h5py
 
-    from avs.index import FORMAT, FORMAT_VERSION
+    from avs.engine.index import FORMAT, FORMAT_VERSION
 
     path = index_path(n)
     if path.exists():
@@ -47,17 +47,29 @@ def build_sim_index(n: int) -> Path:
     rng = np.random.default_rng(0)
     t = time.perf_counter()
     with h5py.File(tmp, "w") as f:
-        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, spaces=SPACES, space_size=SPACE,
-                       space_weights=np.full(SPACES, 1 / SPACES), model_fingerprint="simulated",
-                       model_name="simulated", collection_fingerprint="simulated",
-                       collection_name="simulated V3C1-size", rows_done=n, complete=1)
-        f.create_dataset("ids", data=np.array([f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)],
-                                              dtype=object), dtype=h5py.string_dtype())
+        f.attrs.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            spaces=SPACES,
+            space_size=SPACE,
+            space_weights=np.full(SPACES, 1 / SPACES),
+            model_fingerprint="simulated",
+            model_name="simulated",
+            collection_fingerprint="simulated",
+            collection_name="simulated V3C1-size",
+            rows_done=n,
+            complete=1,
+        )
+        f.create_dataset(
+            "ids",
+            data=np.array([f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)], dtype=object),
+            dtype=h5py.string_dtype(),
+        )
         ds = f.create_dataset("embeddings", shape=(n, DIM), dtype=np.float16)
         for start in range(0, n, 32768):
             block = rng.standard_normal((min(32768, n - start), SPACES, SPACE), dtype=np.float32)
             block /= np.linalg.norm(block, axis=2, keepdims=True)
-            ds[start:start + len(block)] = block.reshape(len(block), DIM).astype(np.float16)
+            ds[start : start + len(block)] = block.reshape(len(block), DIM).astype(np.float16)
     tmp.rename(path)
     print(f"built simulated index {path.name} ({path.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - t:.0f} s")
     return path
@@ -78,8 +90,8 @@ def measure(what: str, n: int, q: int, build_shots: int) -> dict:
     import torch
 
     if what == "search":
-        from avs.index import open_index
-        from avs.search import search
+        from avs.engine.index import open_index
+        from avs.engine.search import search
 
         idx = open_index(index_path(n))
         qs = queries(q)
@@ -89,14 +101,14 @@ def measure(what: str, n: int, q: int, build_shots: int) -> dict:
         assert all(len(h.shots) == 1000 for h in hits)
         return {"seconds": secs, "rss_gb": peak_rss_gb()}
     if what == "read":
-        from avs.index import open_index
+        from avs.engine.index import open_index
 
         mm = open_index(index_path(n)).memmap()
         buf = np.empty((32768, DIM), np.float16)
         t = time.perf_counter()
         for start in range(0, n, 32768):
             stop = min(start + 32768, n)
-            buf[:stop - start] = mm[start:stop]
+            buf[: stop - start] = mm[start:stop]
         return {"seconds": time.perf_counter() - t, "rss_gb": peak_rss_gb()}
     if what == "matmul":
         block = torch.randn(32768, DIM)
@@ -120,8 +132,8 @@ def measure_build(what: str, n: int) -> dict:
 
     import torch
 
-    from avs.collection import write_store
-    from avs.index import build_index
+    from avs.engine.index import build_index
+    from avs.formats.store import write_store
     from avs.models import TextVideoModel, load_config, save_model
 
     cfg = load_config("laff").with_dims(text={"bow": 1000, "gru": 1000})
@@ -131,8 +143,9 @@ def measure_build(what: str, n: int) -> dict:
     if what == "build_setup":  # its own process, so that the build's peak RSS is the build's alone
         if not store.exists():
             ids = [f"shot{i // 150 + 1:05d}_{i % 150 + 1}" for i in range(n)]
-            write_store(store, ids, {k: rng.standard_normal((n, d), dtype=np.float32) for k, d in dims.items()},
-                        dtype="float16")
+            write_store(
+                store, ids, {k: rng.standard_normal((n, d), dtype=np.float32) for k, d in dims.items()}, dtype="float16"
+            )
         if not model.exists():
             save_model(TextVideoModel(cfg).eval(), model)
         return {"seconds": 0.0, "rss_gb": peak_rss_gb()}
@@ -155,9 +168,23 @@ def measure_build(what: str, n: int) -> dict:
 
 
 def child(what: str, args) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--measure", what, "--shots", str(args.shots), "--topics",
-                          str(args.topics), "--build-shots", str(args.build_shots)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--measure",
+            what,
+            "--shots",
+            str(args.shots),
+            "--topics",
+            str(args.topics),
+            "--build-shots",
+            str(args.build_shots),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -185,8 +212,10 @@ def main() -> None:
     child("build_setup", args)
     b, bf = child("build", args), child("build_floor", args)
     print(f"index build: {args.build_shots:,} shots (SIMULATED store, paper LAFF video side, float16 store)")
-    print(f"  build          {b['seconds']:7.2f} s   {args.build_shots / b['seconds']:,.0f} shots/s   "
-          f"peak RSS {b['rss_gb']:.2f} GB")
+    print(
+        f"  build          {b['seconds']:7.2f} s   {args.build_shots / b['seconds']:,.0f} shots/s   "
+        f"peak RSS {b['rss_gb']:.2f} GB"
+    )
     print(f"  floor: matmul  {bf['seconds']:7.2f} s   (bare projections 768/2048/2048 -> 4096)")
     print(f"  ratio build / floor = {b['seconds'] / bf['seconds']:.2f}")
 

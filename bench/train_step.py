@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import describe  # noqa: E402
-
 import torch  # noqa: E402
+from _machine import describe  # noqa: E402
 
 from avs.models import TextVideoModel, count_parameters, load_config  # noqa: E402
 
@@ -28,8 +27,13 @@ def make_batch(cfg, batch: int, gen: torch.Generator) -> tuple[dict, dict]:
     ids = torch.randint(4, dims["gru"], (batch, int(lengths.max())), generator=gen)
     ids[torch.arange(ids.shape[1]) >= lengths[:, None]] = 0
     bow = (torch.rand(batch, dims["bow"], generator=gen) < 2e-3).float()
-    text = {"gru_ids": ids, "gru_lengths": lengths, "bow": bow, "w2v": torch.randn(batch, 500, generator=gen),
-            "clip": torch.randn(batch, 512, generator=gen)}
+    text = {
+        "gru_ids": ids,
+        "gru_lengths": lengths,
+        "bow": bow,
+        "w2v": torch.randn(batch, 500, generator=gen),
+        "clip": torch.randn(batch, 512, generator=gen),
+    }
     video = {f.name: torch.randn(batch, f.dim, generator=gen) for f in cfg.video}
     return text, video
 
@@ -58,8 +62,11 @@ def bench(device: str, batch: int, steps: int) -> float:
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - t0
-    print(f"{device}: {count_parameters(model)} trainable parameters, batch {batch}, {steps} steps: "
-          f"{seconds / steps:.3f} s/step, {batch * steps / seconds:.1f} captions/s", flush=True)
+    print(
+        f"{device}: {count_parameters(model)} trainable parameters, batch {batch}, {steps} steps: "
+        f"{seconds / steps:.3f} s/step, {batch * steps / seconds:.1f} captions/s",
+        flush=True,
+    )
     return batch * steps / seconds
 
 

@@ -22,8 +22,9 @@ def test_bad_option_is_one_line_exit_2(run_cli):
 
 
 def test_console_script_installed_no_traceback(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "avs", "topics", "show", str(tmp_path / "x.xml")],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "avs", "topics", "show", str(tmp_path / "x.xml")], capture_output=True, text=True
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.startswith("avs: error:")
 
 
@@ -33,7 +34,7 @@ def test_trec_eval_compat_does_not_import_torch():
 
 
 def test_demo_never_deletes_a_foreign_folder(tmp_path):
-    from avs import demo
+    from avs.demo import builtin as demo
     from avs.errors import InputError
 
     (tmp_path / "mine.txt").write_text("precious")
@@ -47,11 +48,23 @@ def test_demo_never_deletes_a_foreign_folder(tmp_path):
 def test_bad_option_values_are_one_line_errors(run_cli, tmp_path):
     r = run_cli("run", "fuse", "a.xml", "--out", tmp_path / "f.trec", "--weights", "nan,1")
     assert r.exit_code == 2 and "weights must be finite" in r.stderr
-    r = run_cli("index", "--model", tmp_path, "--collection", tmp_path / "s.h5", "--out", tmp_path / "i.h5",
-                "--device", "bogus")
+    r = run_cli(
+        "index", "--model", tmp_path, "--collection", tmp_path / "s.h5", "--out", tmp_path / "i.h5", "--device", "bogus"
+    )
     assert r.exit_code == 2 and "is not a torch device" in r.stderr
-    r = run_cli("search", "--topics", tmp_path / "t.txt", "--model", tmp_path, "--index", tmp_path / "i.h5",
-                "--out", tmp_path / "r.xml", "--trec", tmp_path / "r.xml")
+    r = run_cli(
+        "search",
+        "--topics",
+        tmp_path / "t.txt",
+        "--model",
+        tmp_path,
+        "--index",
+        tmp_path / "i.h5",
+        "--out",
+        tmp_path / "r.xml",
+        "--trec",
+        tmp_path / "r.xml",
+    )
     assert r.exit_code == 2 and "name the same file" in r.stderr
     (tmp_path / "t.txt").write_text("641 a dog\n")
     (tmp_path / "afile").write_text("")

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from avs.cli import cli
-from avs.collection import (StoreWriter, FeatureSpec, check, info, open_caption_dataset, open_store,
-                            read_captions, write_store)
 from avs.errors import InputError
-from avs.importers import import_bigfile, import_npy, import_visione, read_bigfile
-from avs.shots import natural_sorted
+from avs.features.captions import open_caption_dataset, read_captions
+from avs.features.importers import import_bigfile, import_npy, import_visione, read_bigfile
+from avs.formats.shots import natural_sorted
+from avs.formats.store import FeatureSpec, StoreWriter, check, info, open_store, write_store
 
 DATA = Path(__file__).parent / "data" / "collection"
 # Source order is not natural order: the store must reorder (shot00001_10 after shot00001_2).
@@ -126,15 +126,25 @@ def test_exclude_dropped_shots_cli(tmp_path):
 
 # ---- bad BigFile input ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case, expected", [
-    ("shape_disagrees", "feature.bin: 240 bytes, but shape.txt says 6 x 5 float32 = 120 bytes; that is exactly"
-                        " N x D float64 values, but BigFile holds float32"),
-    ("truncated", "feature.bin: 100 bytes, but shape.txt says 6 x 5 float32 = 120 bytes; truncated? 5 complete rows"),
-    ("id_count", "id.txt: 5 ids but shape.txt says 6"),
-    ("duplicate_ids", "id.txt: 1 duplicate ids (first: b)"),
-    ("bad_shape_txt", "shape.txt: expected one line 'N D' (two counts), got '6 5 2'"),
-    ("missing_file", "id.txt: missing (a BigFile folder holds shape.txt, id.txt and feature.bin)"),
-])
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        (
+            "shape_disagrees",
+            "feature.bin: 240 bytes, but shape.txt says 6 x 5 float32 = 120 bytes; that is exactly"
+            " N x D float64 values, but BigFile holds float32",
+        ),
+        (
+            "truncated",
+            "feature.bin: 100 bytes, but shape.txt says 6 x 5 float32 = 120 bytes; truncated? 5 complete rows",
+        ),
+        ("id_count", "id.txt: 5 ids but shape.txt says 6"),
+        ("duplicate_ids", "id.txt: 1 duplicate ids (first: b)"),
+        ("bad_shape_txt", "shape.txt: expected one line 'N D' (two counts), got '6 5 2'"),
+        ("missing_file", "id.txt: missing (a BigFile folder holds shape.txt, id.txt and feature.bin)"),
+    ],
+)
 def test_bad_bigfile(tmp_path, case, expected):
     ids = list("abcdef")
     d = tmp_path / "F"
@@ -172,8 +182,9 @@ def test_nonfinite_refused_at_import_unless_allowed(tmp_path):
     make_bigfile(tmp_path / "A", ["a", "b", "c", "d"], 3, data=x)
     with pytest.raises(InputError) as e:
         import_bigfile([tmp_path / "A"], tmp_path / "s.h5", progress=False)
-    assert str(e.value) == (f"{tmp_path / 'A'}: feature A: NaN/inf in the row of id c "
-                            "(use --allow-nonfinite to import anyway)")
+    assert str(e.value) == (
+        f"{tmp_path / 'A'}: feature A: NaN/inf in the row of id c (use --allow-nonfinite to import anyway)"
+    )
     assert not (tmp_path / "s.h5").exists() and not list(tmp_path.glob(".*.part"))
     import_bigfile([tmp_path / "A"], tmp_path / "s.h5", allow_nonfinite=True, progress=False)
     with open_store(tmp_path / "s.h5") as s:
@@ -190,6 +201,7 @@ def test_interrupted_import_leaves_nothing_that_looks_complete(tmp_path, monkeyp
         appended.append(len(block))
         if len(appended) == 2:
             raise KeyboardInterrupt
+
     monkeypatch.setattr(StoreWriter, "append", append_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         import_bigfile([tmp_path / "A"], tmp_path / "s.h5", block_rows=8, progress=False)
@@ -211,6 +223,7 @@ def test_partial_file_is_refused(tmp_path):
 
 
 # ---- stores: write_store, non-HDF5, check -----------------------------------------------------------
+
 
 def test_write_store_and_force(tmp_path):
     ids = ["v2", "v1", "v10"]
@@ -274,6 +287,7 @@ def test_check_finds_problems(tmp_path):
 
 # ---- npy and VISIONE ----------------------------------------------------------------------------------
 
+
 def test_import_npy(tmp_path):
     ids = ["shot00001_2", "shot00001_1", "shot00001_10"]
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
@@ -285,12 +299,15 @@ def test_import_npy(tmp_path):
         assert s.get("clip").tobytes() == x[[1, 0, 2]].tobytes()
 
 
-@pytest.mark.parametrize("array, expected", [
-    (np.zeros((3, 4), np.int64), "dtype int64 is not a floating-point type"),
-    (np.zeros((2, 4), np.float32), "2 rows but {ids} has 3 ids"),
-    (np.zeros(3, np.float32), "array of shape (3,); expected 2-D (rows x dim)"),
-    (None, "not a readable .npy array"),
-])
+@pytest.mark.parametrize(
+    "array, expected",
+    [
+        (np.zeros((3, 4), np.int64), "dtype int64 is not a floating-point type"),
+        (np.zeros((2, 4), np.float32), "2 rows but {ids} has 3 ids"),
+        (np.zeros(3, np.float32), "array of shape (3,); expected 2-D (rows x dim)"),
+        (None, "not a readable .npy array"),
+    ],
+)
 def test_bad_npy(tmp_path, array, expected):
     (tmp_path / "ids.txt").write_text("a\nb\nc\n")
     p = tmp_path / "f.npy"
@@ -316,8 +333,9 @@ def test_import_visione(tmp_path):
     x1, x2 = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((2, 4)).astype(np.float32)
     write_visione(tmp_path / "00002.h5", ["shot00002_1", "shot00002_2", "shot00002_3"], x1)
     write_visione(tmp_path / "00001.h5", ["shot00001_2", "shot00001_1"], x2)
-    r = run_cli("collection", "import", "visione", tmp_path / "00002.h5", tmp_path / "00001.h5",
-                "--out", tmp_path / "s.h5")
+    r = run_cli(
+        "collection", "import", "visione", tmp_path / "00002.h5", tmp_path / "00001.h5", "--out", tmp_path / "s.h5"
+    )
     assert r.exit_code == 0, r.output
     with open_store(tmp_path / "s.h5") as s:
         assert s.features == ("clip",)
@@ -336,19 +354,27 @@ def test_import_visione(tmp_path):
 
 # ---- CLI ------------------------------------------------------------------------------------------------
 
+
 def test_cli_import_info_check(two_features):
     tmp = two_features[0]
     out = tmp / "s.h5"
-    r = run_cli("collection", "import", "bigfile", tmp / "A", tmp / "B", "--out", out, "--name", "toy",
-                "--dtype", "float16")
+    r = run_cli(
+        "collection", "import", "bigfile", tmp / "A", tmp / "B", "--out", out, "--name", "toy", "--dtype", "float16"
+    )
     assert r.exit_code == 0, r.output
     assert f"{out}: 36 rows; features A (7), B (5)" in r.stderr
     r = run_cli("collection", "info", out)
     assert r.exit_code == 0
     assert "collection toy, 36 ids (shot00001_1 .. shot05037_12)" in r.stdout and "float16" in r.stdout
     d = json.loads(run_cli("collection", "info", out, "--format", "json").stdout)
-    assert d["features"][1] == {"feature": "B", "dim": 5, "dtype": "float16", "extractor": "B",
-                                "chunk_rows": 36, "bytes": 360}
+    assert d["features"][1] == {
+        "feature": "B",
+        "dim": 5,
+        "dtype": "float16",
+        "extractor": "B",
+        "chunk_rows": 36,
+        "bytes": 360,
+    }
     r = run_cli("collection", "check", out)
     assert r.exit_code == 0 and r.stdout == f"{out}: ok\n"
     r = run_cli("collection", "import", "bigfile", tmp / "A", "--out", out)
@@ -369,17 +395,28 @@ def test_cli_npy_and_missing_ids(tmp_path):
     make_bigfile(tmp_path / "B", IDS[3:], 3)
     r = run_cli("collection", "import", "bigfile", tmp_path / "A", tmp_path / "B", "--out", tmp_path / "s.h5")
     assert r.exit_code == 2 and "3 of 36 ids are missing from some features" in r.stderr
-    r = run_cli("collection", "import", "bigfile", tmp_path / "A", tmp_path / "B", "--out", tmp_path / "s.h5",
-                "--drop-incomplete")
+    r = run_cli(
+        "collection",
+        "import",
+        "bigfile",
+        tmp_path / "A",
+        tmp_path / "B",
+        "--out",
+        tmp_path / "s.h5",
+        "--drop-incomplete",
+    )
     assert r.exit_code == 0 and "left out 3 ids that some feature lacks" in r.stderr
     (tmp_path / "ids.txt").write_text("x\ny\n")
     np.save(tmp_path / "f.npy", np.ones((2, 3), np.float32))
-    r = run_cli("collection", "import", "npy", "--ids", tmp_path / "ids.txt", tmp_path / "f.npy", "-o", tmp_path / "n.h5")
+    r = run_cli(
+        "collection", "import", "npy", "--ids", tmp_path / "ids.txt", tmp_path / "f.npy", "-o", tmp_path / "n.h5"
+    )
     assert r.exit_code == 0, r.output
     assert open_store(tmp_path / "n.h5").ids == ["x", "y"]
 
 
 # ---- caption datasets ---------------------------------------------------------------------------------
+
 
 def test_read_captions_msvd_slice():
     df = read_captions(DATA / "msvd" / "msvdtest" / "TextData" / "msvdtest.caption.txt")
@@ -394,8 +431,11 @@ def test_read_captions_edge_cases(tmp_path):
     p = tmp_path / "c.caption.txt"
     p.write_text("v1#0 a dog\nv1#1\n\nvid-2_3_4#0   two  spaces kept inside \n", encoding="utf-8")
     df = read_captions(p)
-    assert df.values.tolist() == [["v1#0", "v1", "a dog"], ["v1#1", "v1", ""],
-                                  ["vid-2_3_4#0", "vid-2_3_4", "two  spaces kept inside"]]
+    assert df.values.tolist() == [
+        ["v1#0", "v1", "a dog"],
+        ["v1#1", "v1", ""],
+        ["vid-2_3_4#0", "vid-2_3_4", "two  spaces kept inside"],
+    ]
     p.write_text("v1#0 a\nv1 no hash\n")
     with pytest.raises(InputError) as e:
         read_captions(p)

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from avs import demo as D
-from avs.collection import open_store
-from avs.evaluate import load_labels
-from avs.index import build_index
+from avs.demo import builtin as D
+from avs.engine.index import build_index
+from avs.engine.searcher import search_topics
+from avs.eval.infap import load_labels
+from avs.formats.runs import write_trec
+from avs.formats.store import open_store
+from avs.formats.topics import LABELS, shipped_dir
 from avs.models import load_config, load_model
-from avs.pipeline import search_topics
-from avs.runs import write_trec
-from avs.topics import LABELS, shipped_dir
-from avs.train import open_data, train
+from avs.train.loop import open_data, train
 from trec_eval_compat.evaluate import Qrels, evaluate
 
 
@@ -42,8 +42,10 @@ def _mean_infap_per_topic(demo, model_dir, index, tmp):
 def ablation(demo, tmp_path_factory):
     """infAP per topic for the demo LAFF and for models trained the same way on fewer features / concat."""
     base = load_config(D.CONFIG)
-    variants = {"concat": dataclasses.replace(base, fusion="concat", heads=1),
-                "no_motion": dataclasses.replace(base, video=tuple(v for v in base.video if v.name != "motion"))}
+    variants = {
+        "concat": dataclasses.replace(base, fusion="concat", heads=1),
+        "no_motion": dataclasses.replace(base, video=tuple(v for v in base.video if v.name != "motion")),
+    }
     variants.update({f"only_{v.name}": dataclasses.replace(base, video=(v,)) for v in base.video})
     tmp = tmp_path_factory.mktemp("ablation")
     out = {"laff": _mean_infap_per_topic(demo, demo.model, demo.index, tmp)}
@@ -75,8 +77,12 @@ def test_appearance_gets_the_largest_attention(demo):
 
 def test_action_topics_gain_most_from_motion(ablation):
     labels = load_labels(None)
-    gain = {lab: np.mean([ablation["laff"][t] - ablation["no_motion"][t] for t in ablation["laff"]
-                          if lab in labels[int(t[1:])]]) for lab in LABELS}
+    gain = {
+        lab: np.mean(
+            [ablation["laff"][t] - ablation["no_motion"][t] for t in ablation["laff"] if lab in labels[int(t[1:])]]
+        )
+        for lab in LABELS
+    }
     assert max(gain, key=gain.get) == "action", gain
     assert gain["action"] > 0
 

@@ -1,14 +1,20 @@
 """The LAFF model family: exact parameter counts (laff-method.md §13), shapes, fusion semantics, model dirs."""
 
 import dataclasses
-import json
 
 import pytest
 import torch
 
 from avs.errors import InputError
-from avs.models import (TextVideoModel, count_parameters, list_configs, load_config, load_model, save_model,
-                        check_video_features)
+from avs.models import (
+    TextVideoModel,
+    check_video_features,
+    count_parameters,
+    list_configs,
+    load_config,
+    load_model,
+    save_model,
+)
 from avs.models.blocks import LaffHead, MultiHeadLaff, SelfAttentionFusion, StaticFusion
 
 TGIF = {"bow": 3981, "gru": 4096}  # the official vocab_tgif.zip sizes
@@ -35,10 +41,12 @@ def test_video_side_count():
 def tiny(name="laff", **kw):
     cfg = load_config(name)
     cfg = dataclasses.replace(cfg, space_dim=32, heads=min(cfg.heads, 4), gru_embed=8, gru_hidden=16, **kw)
-    cfg = dataclasses.replace(cfg, video=tuple(dataclasses.replace(f, dim=8 if f.no_transform else 12)
-                                               for f in cfg.video))
-    text = tuple(dataclasses.replace(t, dim={"gru": 20, "bow": 30, "w2v": 6, "clip": 8}.get(t.kind, t.dim))
-                 for t in cfg.text)
+    cfg = dataclasses.replace(
+        cfg, video=tuple(dataclasses.replace(f, dim=8 if f.no_transform else 12) for f in cfg.video)
+    )
+    text = tuple(
+        dataclasses.replace(t, dim={"gru": 20, "bow": 30, "w2v": 6, "clip": 8}.get(t.kind, t.dim)) for t in cfg.text
+    )
     frame = cfg.frame and dataclasses.replace(cfg.frame, dim=8)
     return dataclasses.replace(cfg, text=text, frame=frame)
 
@@ -46,9 +54,13 @@ def tiny(name="laff", **kw):
 def inputs(cfg, b=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     video = {f.name: torch.randn(b, f.dim, generator=g) for f in cfg.video}
-    text = {"bow": torch.randint(0, 3, (b, 30), generator=g).float(), "w2v": torch.randn(b, 6, generator=g),
-            "clip": torch.randn(b, 8, generator=g), "gru_ids": torch.randint(1, 20, (b, 5), generator=g),
-            "gru_lengths": torch.tensor([5, 4, 3, 5, 2, 1][:b])}
+    text = {
+        "bow": torch.randint(0, 3, (b, 30), generator=g).float(),
+        "w2v": torch.randn(b, 6, generator=g),
+        "clip": torch.randn(b, 8, generator=g),
+        "gru_ids": torch.randint(1, 20, (b, 5), generator=g),
+        "gru_lengths": torch.tensor([5, 4, 3, 5, 2, 1][:b]),
+    }
     frames = torch.randn(b, 4, 8, generator=g) if cfg.frame else None
     mask = torch.ones(b, 4, dtype=torch.bool) if cfg.frame else None
     return video, text, frames, mask
@@ -140,11 +152,10 @@ def test_static_fusion_weights_do_not_depend_on_input():
 def test_loss_hand_computed():
     cfg = dataclasses.replace(tiny("laff"), margin=0.2)
     model = TextVideoModel(cfg)
-    e = torch.eye(3).unsqueeze(1)          # three orthogonal unit vectors, one space
+    e = torch.eye(3).unsqueeze(1)  # three orthogonal unit vectors, one space
     t = torch.nn.functional.normalize(e + 0.5 * torch.roll(e, 1, 0), dim=-1)
-    s = (e[:, 0] @ t[:, 0].T)              # s[i, j] = cos(video i, text j)
-    expected = sum(max(0.0, max(0.2 + float(s[i, j]) - float(s[j, j]) for i in range(3) if i != j))
-                   for j in range(3))
+    s = e[:, 0] @ t[:, 0].T  # s[i, j] = cos(video i, text j)
+    expected = sum(max(0.0, max(0.2 + float(s[i, j]) - float(s[j, j]) for i in range(3) if i != j)) for j in range(3))
     assert float(model.loss(t, e)) == pytest.approx(expected, abs=1e-6)
     same = torch.ones(3, 3, dtype=torch.bool)
     assert float(model.loss(t, e, same_video=same)) == 0.0
@@ -157,8 +168,10 @@ def test_model_dir_round_trip(tmp_path):
     loaded = load_model(tmp_path / "m")
     video, text, *_ = inputs(cfg)
     with torch.no_grad():
-        assert torch.equal(model.similarity(model.encode_text(text), model.encode_video(video)),
-                           loaded.model.similarity(loaded.model.encode_text(text), loaded.model.encode_video(video)))
+        assert torch.equal(
+            model.similarity(model.encode_text(text), model.encode_video(video)),
+            loaded.model.similarity(loaded.model.encode_text(text), loaded.model.encode_video(video)),
+        )
     assert loaded.meta["note"] == "test" and len(loaded.fingerprint) == 64
     with pytest.raises(InputError, match="already exists"):
         save_model(model, tmp_path / "m")
@@ -216,8 +229,9 @@ def test_summary_cli_paper_count(run_cli):
 
 
 def test_summary_cli_overrides_and_errors(run_cli):
-    r = run_cli("model", "summary", "--config", "laff", "--bow-vocab", 10, "--gru-vocab", 10,
-                "--video-feature", "tf=100")
+    r = run_cli(
+        "model", "summary", "--config", "laff", "--bow-vocab", 10, "--gru-vocab", 10, "--video-feature", "tf=100"
+    )
     base = 30_902_288 + 4096 * 10 + 500 * 10
     assert r.stdout.splitlines()[-1] == f"trainable parameters: {base - (768 - 100) * 4096}"
     r = run_cli("model", "summary", "--config", "laff")

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from avs.cli import cli
 from avs.errors import InputError
+from avs.features.vocab import bow_counts, gru_token_ids
 from avs.models import load_model
-from avs.official import PickledObject, embed, import_official, load_checkpoint, plan_import, read_vocab_pickle
-from avs.text import bow_counts, gru_token_ids
+from avs.models.official import PickledObject, embed, import_official, load_checkpoint, plan_import, read_vocab_pickle
 
 DATA = Path(__file__).parent / "data" / "official"
 TOL = 1e-5
@@ -61,10 +61,17 @@ def test_inferred_architecture(imported):
     cfg = load_model(imported["trained"]).config
     assert (cfg.space_dim, cfg.heads, cfg.gru_embed, cfg.gru_hidden, cfg.batch_norm) == (32, 4, 6, 10, False)
     assert [(f.name, f.dim, f.no_transform) for f in cfg.video] == [
-        ("clip_finetune_8frame_uniform_1103", 8, True), ("HowTo100M_TimeSformer_divST_96x4_224", 12, False),
-        ("X3D_L", 10, False), ("mean_irCSN_152_ig65m_from_scratch", 9, False)]
+        ("clip_finetune_8frame_uniform_1103", 8, True),
+        ("HowTo100M_TimeSformer_divST_96x4_224", 12, False),
+        ("X3D_L", 10, False),
+        ("mean_irCSN_152_ig65m_from_scratch", 9, False),
+    ]
     assert [(f.name, f.kind, f.dim, f.no_transform) for f in cfg.text] == [
-        ("gru", "gru", 28, False), ("bow", "bow", 16, False), ("w2v", "w2v", 7, False), ("clip", "clip", 8, True)]
+        ("gru", "gru", 28, False),
+        ("bow", "bow", 16, False),
+        ("w2v", "w2v", 7, False),
+        ("clip", "clip", 8, True),
+    ]
 
 
 def test_full_checkpoint_extras_are_inert():
@@ -109,8 +116,12 @@ class _Payload:
 
 def _malicious_state(marker: Path) -> dict:
     state, _ = load_checkpoint(DATA / CHECKPOINTS["fresh"])
-    return {"model": state, "config": _Payload(os.system, f"touch {marker}"),
-            "opt": _Payload(exec, f"open({str(marker)!r}, 'w').close()"), "epoch": 1}
+    return {
+        "model": state,
+        "config": _Payload(os.system, f"touch {marker}"),
+        "opt": _Payload(exec, f"open({str(marker)!r}, 'w').close()"),
+        "epoch": 1,
+    }
 
 
 def test_malicious_checkpoint_runs_nothing(tmp_path):
@@ -154,6 +165,7 @@ def test_unpickler_does_not_import_modules(tmp_path):
     with pytest.raises(InputError):
         read_vocab_pickle(path)
     import sys
+
     assert name not in sys.modules
 
 
@@ -175,7 +187,7 @@ def test_corrupt_file_is_input_error(tmp_path, content):
 def test_truncated_checkpoint_is_input_error(tmp_path):
     data = (DATA / CHECKPOINTS["trained"]).read_bytes()
     bad = tmp_path / "cut.pth.tar"
-    bad.write_bytes(data[:len(data) // 2])
+    bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError):
         load_checkpoint(bad)
 
@@ -191,14 +203,19 @@ def _single_head(state):
     state["vis_net.attention_layer.embedding_common.0.weight"] = torch.zeros(1, 32)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda s: s.update({"vis_net.frame_attention.x.0.weight": torch.zeros(1)}), "LAFF-ml"),
-    (lambda s: s.update({"vis_net.fc1.weight": torch.zeros(1)}), "concat"),
-    (lambda s: s.update({"txt_net.expert_embedding.weight": torch.zeros(1)}), "expert"),
-    (lambda s: s.update({"txt_net.attention_layer.attention_layer.0.extra.weight": torch.zeros(1)}),
-     "no place for"),
-    (_single_head, "single-head"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda s: s.update({"vis_net.frame_attention.x.0.weight": torch.zeros(1)}), "LAFF-ml"),
+        (lambda s: s.update({"vis_net.fc1.weight": torch.zeros(1)}), "concat"),
+        (lambda s: s.update({"txt_net.expert_embedding.weight": torch.zeros(1)}), "expert"),
+        (
+            lambda s: s.update({"txt_net.attention_layer.attention_layer.0.extra.weight": torch.zeros(1)}),
+            "no place for",
+        ),
+        (_single_head, "single-head"),
+    ],
+)
 def test_unsupported_layouts_refused(edit, message):
     state = _state()
     edit(state)
@@ -240,8 +257,20 @@ def test_embed_input_errors(imported, tmp_path):
 def test_cli_import_and_embed(tmp_path):
     runner = CliRunner()
     out = tmp_path / "model"
-    r = runner.invoke(cli, ["model", "import-official", str(DATA / CHECKPOINTS["trained"]), "--out", str(out),
-                            "--vocab-dir", str(DATA), "--word2vec", str(DATA / "inputs.npz")])
+    r = runner.invoke(
+        cli,
+        [
+            "model",
+            "import-official",
+            str(DATA / CHECKPOINTS["trained"]),
+            "--out",
+            str(out),
+            "--vocab-dir",
+            str(DATA),
+            "--word2vec",
+            str(DATA / "inputs.npz"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "spaces: 4 x 8" in r.output
     assert load_model(out).meta["word2vec"] == str((DATA / "inputs.npz").resolve())

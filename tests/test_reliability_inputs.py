@@ -15,13 +15,13 @@ import time
 import zlib
 
 import pytest
+from conftest import DATA, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import DATA, REPO
-from avs import runs
 from avs.errors import InputError
-from avs.topics import parse_text, parse_xml, read_labels, read_topics, to_xml, with_origin
+from avs.formats import runs
+from avs.formats.topics import parse_text, parse_xml, read_labels, read_topics, to_xml, with_origin
 from trec_eval_compat import io as tio
 from trec_eval_compat import xmlsafe
 from trec_eval_compat.__main__ import main as tec_main
@@ -46,6 +46,7 @@ def one_line(e: InputError) -> str:
 
 
 # ------------------------------------------------------------------------------------ 1. Unicode digits
+
 
 @FIXED
 @given(lead=st.sampled_from(["", "66"]), digit=unicode_digits)
@@ -90,6 +91,7 @@ def test_unicode_digits_in_run_xml_are_refused(tmp_path, attr, digit):
 
 # ------------------------------------------------------------------------------------ 2. Latin-1 files
 
+
 def test_latin1_label_and_topic_files_name_the_line(tmp_path):
     labels = tmp_path / "labels.tsv"
     labels.write_bytes(f"{LABEL_HEADER}661\t1\t0\t0\t0\n".encode() + b"662\t0\t1\t0\t0 caf\xe9\n")
@@ -114,6 +116,7 @@ def test_latin1_labels_on_the_cli(run_cli, tmp_path):
 
 
 # ------------------------------------------------------------------------------ 3. characters XML lacks
+
 
 @FIXED
 @given(bad=not_xml_chars, before=st.text(one_line_chars, max_size=5), after=st.text(one_line_chars, max_size=5))
@@ -141,14 +144,24 @@ def test_run_desc_xml_cannot_carry_names_the_option(run_cli, tmp_path, desc):
 def test_run_shot_id_xml_cannot_carry_is_refused(tmp_path):
     trec = tmp_path / "r.trec"
     trec.write_bytes(b"1661 Q0 shot0\x01001_1 1 1 t\n")
-    run = runs.with_attributes(runs.read_run(trec), elapsed="1", tr_type="D", run_class="F", task="M",
-                               novelty="C", pid="p", priority="1", desc="d")
+    run = runs.with_attributes(
+        runs.read_run(trec),
+        elapsed="1",
+        tr_type="D",
+        run_class="F",
+        task="M",
+        novelty="C",
+        pid="p",
+        priority="1",
+        desc="d",
+    )
     with pytest.raises(InputError, match="topic 661: item 1 holds U\\+0001") as e:
         runs.to_xml(run, 2021)
     one_line(e.value)
 
 
 # ---------------------------------------------------------------------------------- 4. one-line messages
+
 
 @FIXED
 @given(text=st.text(), limit=st.integers(10, 300))
@@ -159,8 +172,9 @@ def test_one_line_is_one_line_within_the_limit(text, limit):
 
 def test_huge_attribute_error_is_one_line(tmp_path):
     p = tmp_path / "topics.xml"
-    p.write_text(f'<videoTopics><videoTopic num="661"><textDescription text="{"x" * (11 << 20)}"/>'
-                 f'</videoTopic></videoTopics>\n')
+    p.write_text(
+        f'<videoTopics><videoTopic num="661"><textDescription text="{"x" * (11 << 20)}"/></videoTopic></videoTopics>\n'
+    )
     with pytest.raises(InputError, match="not well-formed XML") as e:
         read_topics(p, labels=False)
     assert len(one_line(e.value)) < 300
@@ -176,13 +190,22 @@ def test_long_values_are_shortened_in_messages(tmp_path):
 
 # ---------------------------------------------------------------------------------------- 5. UTF-16 XML
 
-TOPICS_XML = ('<?xml version="1.0" encoding="{enc}"?>\n<videoTopics><videoTopic num="661">'
-              '<textDescription text="a dög"/></videoTopic></videoTopics>\n')
+TOPICS_XML = (
+    '<?xml version="1.0" encoding="{enc}"?>\n<videoTopics><videoTopic num="661">'
+    '<textDescription text="a dög"/></videoTopic></videoTopics>\n'
+)
 
 
-@pytest.mark.parametrize("codec,declared", [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"),
-                                            ("utf-16-be", "UTF-16"), ("utf-8-sig", "UTF-8"),
-                                            ("latin-1", "ISO-8859-1")])
+@pytest.mark.parametrize(
+    "codec,declared",
+    [
+        ("utf-16", "UTF-16"),
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-8-sig", "UTF-8"),
+        ("latin-1", "ISO-8859-1"),
+    ],
+)
 def test_topic_xml_in_its_declared_encoding(tmp_path, codec, declared):
     p = tmp_path / "topics.xml"
     p.write_bytes(TOPICS_XML.format(enc=declared).encode(codec))
@@ -193,9 +216,13 @@ def test_topic_xml_in_its_declared_encoding(tmp_path, codec, declared):
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
 def test_utf16_entity_declarations_are_refused(tmp_path, codec):
     p = tmp_path / "topics.xml"
-    p.write_bytes(('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE x [<!ENTITY boom "aaaa">]>\n'
-                   '<videoTopics><videoTopic num="661"><textDescription text="&boom;"/></videoTopic>'
-                   '</videoTopics>\n').encode(codec))
+    p.write_bytes(
+        (
+            '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE x [<!ENTITY boom "aaaa">]>\n'
+            '<videoTopics><videoTopic num="661"><textDescription text="&boom;"/></videoTopic>'
+            "</videoTopics>\n"
+        ).encode(codec)
+    )
     with pytest.raises(InputError) as e:
         read_topics(p, labels=False)
     assert one_line(e.value) == f"{p}: entity declarations are not allowed (found boom)"
@@ -209,6 +236,7 @@ def test_entity_scan_reads_the_head_as_announced():
 
 
 # ----------------------------------------------------------------------------------- 6. gzip bombs
+
 
 def _gzip_of(chunk: bytes, times: int) -> bytes:
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -242,7 +270,7 @@ def test_real_gzip_files_stay_readable():
 @given(cut=st.integers(0, 4000))
 def test_truncated_gzip_and_xml_give_input_errors(tmp_path, cut):
     data = gzip.compress(GOOD_XML_RUN.read_bytes())
-    for content in (data[:cut * len(data) // 4000], GOOD_XML_RUN.read_bytes()[:cut * 1000 // 4000]):
+    for content in (data[: cut * len(data) // 4000], GOOD_XML_RUN.read_bytes()[: cut * 1000 // 4000]):
         p = tmp_path / "run.xml.gz"
         p.write_bytes(content)
         try:
@@ -253,12 +281,16 @@ def test_truncated_gzip_and_xml_give_input_errors(tmp_path, cut):
 
 # ------------------------------------------------------------------------- 7. what sample_eval.pl reads
 
-@pytest.mark.parametrize("judgment,message", [
-    ("1_0", "judgment '1_0' is not an integer"),  # int(): 10, Perl: 1
-    ("１", "judgment '１' is not an integer"),  # int(): 1, Perl: 0
-    ("+1", "judgment '+1' is not an integer"),
-    ("02", "judgment '02': write it 2"),  # Perl: another grade than 2, with another ideal DCG
-])
+
+@pytest.mark.parametrize(
+    "judgment,message",
+    [
+        ("1_0", "judgment '1_0' is not an integer"),  # int(): 10, Perl: 1
+        ("１", "judgment '１' is not an integer"),  # int(): 1, Perl: 0
+        ("+1", "judgment '+1' is not an integer"),
+        ("02", "judgment '02': write it 2"),  # Perl: another grade than 2, with another ideal DCG
+    ],
+)
 def test_judgments_perl_reads_otherwise_are_refused(tmp_path, judgment, message):
     q = tmp_path / "q"
     q.write_text(f"1661 0 a 1 1\n1661 0 b 1 {judgment}\n", encoding="utf-8")
@@ -272,8 +304,7 @@ def test_judgments_perl_reads_otherwise_are_refused(tmp_path, judgment, message)
 def test_non_ascii_scores_are_refused(tmp_path, monkeypatch, block, score):
     monkeypatch.setattr(tio, "BLOCK_BYTES", block)
     p = tmp_path / "r"
-    p.write_text("".join(f"1661 Q0 s{i} {i} {i} t\n" for i in range(50)) + f"1661 Q0 x 1 {score} t\n",
-                 encoding="utf-8")
+    p.write_text("".join(f"1661 Q0 s{i} {i} {i} t\n" for i in range(50)) + f"1661 Q0 x 1 {score} t\n", encoding="utf-8")
     with pytest.raises(InputError) as e:
         tio.read_run_columns(p)
     assert one_line(e.value) == f"{p}:51: score {score!r} is not a number (ASCII digits only)"
@@ -301,14 +332,20 @@ PERL = shutil.which("perl")
 
 @pytest.mark.skipif(PERL is None, reason="needs perl")
 @settings(max_examples=40, deadline=None)
-@given(ids=st.lists(st.text(alphabet="0123456789.eE+-_#xinfaqsdINFAQSD１", min_size=1, max_size=12),
-                    min_size=1, max_size=40))
+@given(
+    ids=st.lists(
+        st.text(alphabet="0123456789.eE+-_#xinfaqsdINFAQSD１", min_size=1, max_size=12), min_size=1, max_size=40
+    )
+)
 def test_numeric_topic_order_is_perls(ids):
     """Perl's `<=>` reads the leading number of an id; the ids it reads as Inf/NaN by name are refused."""
-    script = ('no warnings; binmode STDOUT; while (<STDIN>) { chomp; my $v = 0 + $_; printf("%s\\n", '
-              '$v != $v ? "nan" : $v == 9**9**9 ? "inf" : $v == -9**9**9 ? "-inf" : sprintf("%.17g", $v)) }')
-    out = subprocess.run([PERL, "-e", script],
-                         input="".join(f"{s}\n" for s in ids).encode(), capture_output=True, check=True)
+    script = (
+        'no warnings; binmode STDOUT; while (<STDIN>) { chomp; my $v = 0 + $_; printf("%s\\n", '
+        '$v != $v ? "nan" : $v == 9**9**9 ? "inf" : $v == -9**9**9 ? "-inf" : sprintf("%.17g", $v)) }'
+    )
+    out = subprocess.run(
+        [PERL, "-e", script], input="".join(f"{s}\n" for s in ids).encode(), capture_output=True, check=True
+    )
     for s, perl in zip(ids, out.stdout.decode().split("\n")):
         if tio._PERL_INF_NAN.match(s):
             assert perl in ("inf", "-inf", "nan"), s
@@ -317,6 +354,7 @@ def test_numeric_topic_order_is_perls(ids):
 
 
 # ------------------------------------------------------------------------------------------- 8. Ctrl-C
+
 
 def test_keyboard_interrupt_is_one_line(monkeypatch, capsys):
     def interrupted(*a, **k):
@@ -332,8 +370,12 @@ def test_keyboard_interrupt_is_one_line(monkeypatch, capsys):
 def test_sigint_exits_130_with_one_line(tmp_path):
     fifo = tmp_path / "run"
     os.mkfifo(fifo)
-    p = subprocess.Popen([sys.executable, "-m", "trec_eval_compat", str(DATA / "sample_eval" / "tiny.qrels"),
-                          str(fifo)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "trec_eval_compat", str(DATA / "sample_eval" / "tiny.qrels"), str(fifo)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while True:  # opening the writing end succeeds once the evaluator is reading the run
         try:
@@ -358,7 +400,7 @@ def test_trec_topic_ids_with_other_digits_are_not_topic_numbers(tmp_path, topic)
     with pytest.raises(ValueError, match="is not '1' followed by a topic number"):
         nist_topic_num(topic)
     (tmp_path / "r.trec").write_text(f"{topic} Q0 shot00001_1 1 1.0 t\n", encoding="utf-8")
-    from avs.runs import read_run
+    from avs.formats.runs import read_run
 
     with pytest.raises(InputError, match=r"r.trec:1: topic id .* is not '1' followed by a topic number"):
         read_run(tmp_path / "r.trec")

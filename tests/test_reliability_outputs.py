@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from avs import fileio
-from avs.errors import InputError
 from conftest import DATA
+
+from avs.errors import InputError
+from avs.formats import fileio
 
 GOOD_RUN = DATA / "runs" / "good_2021.xml"
 
@@ -46,13 +46,16 @@ def test_output_may_not_be_an_input(tmp_path):
         fileio.check_writable(tmp_path / "hard.xml", force=True, inputs=[src])
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "convert", "{src}", "{src}", "--force"],
-    ["run", "fuse", "{src}", "--out", "{src}", "--force"],
-    ["topics", "convert", "{topics}", "{topics}", "--force"],
-    ["search", "--topics", "{topics}", "--model", "{tmp}", "--index", "{src}", "--out", "{src}", "--force"],
-    ["search", "--topics", "{topics}", "--model", "{tmp}", "--index", "{src}", "--out", "{topics}", "--force"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "convert", "{src}", "{src}", "--force"],
+        ["run", "fuse", "{src}", "--out", "{src}", "--force"],
+        ["topics", "convert", "{topics}", "{topics}", "--force"],
+        ["search", "--topics", "{topics}", "--model", "{tmp}", "--index", "{src}", "--out", "{src}", "--force"],
+        ["search", "--topics", "{topics}", "--model", "{tmp}", "--index", "{src}", "--out", "{topics}", "--force"],
+    ],
+)
 def test_cli_refuses_to_overwrite_its_input(run_cli, tmp_path, args):
     src, topics = tmp_path / "r.xml", tmp_path / "t.txt"
     src.write_bytes(GOOD_RUN.read_bytes())
@@ -109,7 +112,7 @@ def test_several_files_are_published_together_or_not_at_all(tmp_path, monkeypatc
 
 
 def test_comparison_folder_is_removed_when_its_files_cannot_be_written(tmp_path, monkeypatch):
-    from avs import report
+    from avs.eval import report
 
     def full(files, force=False):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -121,7 +124,7 @@ def test_comparison_folder_is_removed_when_its_files_cannot_be_written(tmp_path,
 
 
 def test_os_errors_are_one_line(run_cli, tmp_path, monkeypatch):
-    from avs import topics
+    from avs.formats import topics
 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "t.txt"))
@@ -144,17 +147,31 @@ def test_run_id_is_a_name_not_a_path(run_cli, tmp_path, monkeypatch, run_id):
 def test_trec_destination_is_checked_before_anything_is_written(run_cli, tmp_path):
     (tmp_path / "t.txt").write_text("661\tx\n")
     (tmp_path / "file").write_text("")
-    r = run_cli("search", "--topics", tmp_path / "t.txt", "--model", tmp_path, "--index", tmp_path / "i.h5",
-                "--out", tmp_path / "r.xml", "--trec", tmp_path / "file" / "r.trec")
+    r = run_cli(
+        "search",
+        "--topics",
+        tmp_path / "t.txt",
+        "--model",
+        tmp_path,
+        "--index",
+        tmp_path / "i.h5",
+        "--out",
+        tmp_path / "r.xml",
+        "--trec",
+        tmp_path / "file" / "r.trec",
+    )
     assert r.exit_code == 2 and "is not a folder" in r.stderr and not (tmp_path / "r.xml").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["topics", "convert", "{t}", "{o}.xml", "--year", "2021-2019"], "earliest first"),
-    (["topics", "convert", "{t}", "{o}.xml", "--year", "2021-2021"], "earliest first"),
-    (["collection", "import", "npy", "{t}", "--ids", "{t}", "--out", "{o}.h5", "--name", ""], "non-blank"),
-    (["collection", "import", "npy", "{t}", "--ids", "{t}", "--out", "{o}.h5", "--name", "a\x07b"], "printable"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["topics", "convert", "{t}", "{o}.xml", "--year", "2021-2019"], "earliest first"),
+        (["topics", "convert", "{t}", "{o}.xml", "--year", "2021-2021"], "earliest first"),
+        (["collection", "import", "npy", "{t}", "--ids", "{t}", "--out", "{o}.h5", "--name", ""], "non-blank"),
+        (["collection", "import", "npy", "{t}", "--ids", "{t}", "--out", "{o}.h5", "--name", "a\x07b"], "printable"),
+    ],
+)
 def test_bad_option_values(run_cli, tmp_path, args, message):
     (tmp_path / "t.txt").write_text("661\tx\n")
     r = run_cli(*[a.format(t=tmp_path / "t.txt", o=tmp_path / "o") for a in args])

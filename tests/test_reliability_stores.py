@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from avs import index as I
-from avs.collection import DestinationLock, check, info, open_store, write_store
-from avs.encode import text_featurizer
+from avs.engine import index as I
+from avs.engine.encode import text_featurizer
 from avs.errors import InputError
-from avs.importers import import_npy
+from avs.features.importers import import_npy
+from avs.features.vocab import build_vocab
+from avs.formats.fileio import DestinationLock
+from avs.formats.store import check, info, open_store, write_store
 from avs.models import TextVideoModel, load_config, load_model, save_model
-from avs.text import build_vocab
 
 REPO = Path(__file__).parent.parent
 WORDS = "dog cat car boat person water street snow tree bike".split()
@@ -31,9 +32,13 @@ def tiny_model_dir(path, seed=0, dims=(("a", 12), ("b", 8)), space_dim=32):
     torch.manual_seed(seed)
     vocab = build_vocab([" ".join(WORDS)] * 2, "bow_nsw", threshold=1)
     cfg = load_config("laff")
-    cfg = dataclasses.replace(cfg, space_dim=space_dim, heads=4, video=tuple(
-        dataclasses.replace(cfg.video[1], name=n, dim=d) for n, d in dims),
-        text=(dataclasses.replace(cfg.text[1], dim=len(vocab)),))
+    cfg = dataclasses.replace(
+        cfg,
+        space_dim=space_dim,
+        heads=4,
+        video=tuple(dataclasses.replace(cfg.video[1], name=n, dim=d) for n, d in dims),
+        text=(dataclasses.replace(cfg.text[1], dim=len(vocab)),),
+    )
     save_model(TextVideoModel(cfg).eval(), path, vocabs={"bow": vocab}, meta={"config": "laff"})
     return path
 
@@ -68,6 +73,7 @@ def model_and_store(tmp_path):
 
 
 # ---- 1. malformed stores ----------------------------------------------------------------------------------
+
 
 def _bad_meta(f):
     f.attrs["meta"] = "{not json"
@@ -122,11 +128,27 @@ def test_malformed_stores_are_refused_by_every_command(model_and_store, run_cli,
     assert not out.exists() and leftovers(store.parent) == []
     topics = store.parent / "t.txt"
     topics.write_text("641 a dog\n")
-    one_line_error(run_cli("search", "--topics", topics, "--model", model, "--index", store, "--year", 2020,
-                           "--out", store.parent / "r.xml"), store, "not an avs index")
+    one_line_error(
+        run_cli(
+            "search",
+            "--topics",
+            topics,
+            "--model",
+            model,
+            "--index",
+            store,
+            "--year",
+            2020,
+            "--out",
+            store.parent / "r.xml",
+        ),
+        store,
+        "not an avs index",
+    )
 
 
 # ---- 2. bad index files, NaN rows -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def built_index(model_and_store):
@@ -146,9 +168,23 @@ def test_truncated_index_files_are_refused(built_index, tmp_path, run_cli):
         assert str(e.value).startswith(str(cut_file)) and "\n" not in str(e.value)
     topics = tmp_path / "t.txt"
     topics.write_text("641 a dog\n")
-    cut_file.write_bytes(data[:len(data) // 2])
-    one_line_error(run_cli("search", "--topics", topics, "--model", model, "--index", cut_file, "--year", 2020,
-                           "--out", tmp_path / "r.xml"), cut_file)
+    cut_file.write_bytes(data[: len(data) // 2])
+    one_line_error(
+        run_cli(
+            "search",
+            "--topics",
+            topics,
+            "--model",
+            model,
+            "--index",
+            cut_file,
+            "--year",
+            2020,
+            "--out",
+            tmp_path / "r.xml",
+        ),
+        cut_file,
+    )
     assert not (tmp_path / "r.xml").exists()
 
 
@@ -170,12 +206,15 @@ def _short_ids(f):
     f.create_dataset("ids", data=np.array(ids[:-3], dtype=object), dtype=h5py.string_dtype())
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (_drop_embeddings, "no /embeddings dataset"),
-    (_drop_spaces, "no root attribute spaces"),
-    (_wrong_width, "rows have 32 dims, but spaces x space_size = 4 x 4 = 16"),
-    (_short_ids, "197 ids but 200 embedding rows"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (_drop_embeddings, "no /embeddings dataset"),
+        (_drop_spaces, "no root attribute spaces"),
+        (_wrong_width, "rows have 32 dims, but spaces x space_size = 4 x 4 = 16"),
+        (_short_ids, "197 ids but 200 embedding rows"),
+    ],
+)
 def test_damaged_index_files_are_refused_on_open(built_index, tmp_path, damage, problem):
     _, index, _ = built_index
     bad = tmp_path / "bad.h5"
@@ -202,12 +241,14 @@ def test_nan_rows_refused_when_building_an_index(tmp_path, run_cli):
     with pytest.raises(InputError, match=rf"nan.h5: feature b: NaN/inf in row 150 \(shot {ids[150]}\)"):
         I.build_index(model, tmp_path / "nan.h5", out, batch_size=64, progress=False)
     assert not out.exists() and leftovers(tmp_path) == []
-    one_line_error(run_cli("index", "--model", model, "--collection", tmp_path / "nan.h5", "--out", out),
-                   "feature b", ids[150])
+    one_line_error(
+        run_cli("index", "--model", model, "--collection", tmp_path / "nan.h5", "--out", out), "feature b", ids[150]
+    )
     assert not out.exists() and leftovers(tmp_path) == []
 
 
 # ---- 3. unusable devices ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("device", ["mps", "meta", "cuda:99", "nonsense"])
 def test_unusable_devices_refused_before_any_output(model_and_store, run_cli, device):
@@ -224,6 +265,7 @@ def test_unusable_devices_refused_before_any_output(model_and_store, run_cli, de
 
 
 # ---- 4. full disk -----------------------------------------------------------------------------------------
+
 
 def _enospc(*a, **kw):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -259,8 +301,10 @@ def test_full_disk_while_indexing(model_and_store, monkeypatch, run_cli, where):
         I.build_index(model, store, out, batch_size=64, force=True, progress=False)
     assert out.read_bytes() == b"an existing index" and leftovers(store.parent) == []
     fill_disk()
-    one_line_error(run_cli("index", "--model", model, "--collection", store, "--out", out, "--force",
-                           "--batch-size", 64), "No space left on device")
+    one_line_error(
+        run_cli("index", "--model", model, "--collection", store, "--out", out, "--force", "--batch-size", 64),
+        "No space left on device",
+    )
     assert out.read_bytes() == b"an existing index" and leftovers(store.parent) == []
     monkeypatch.undo()
     I.build_index(model, store, out, batch_size=64, force=True, progress=False)
@@ -284,18 +328,23 @@ def test_full_disk_while_importing(tmp_path, monkeypatch, run_cli):
     assert out.read_bytes() == before and leftovers(tmp_path) == []
     monkeypatch.undo()
     _fail_on_call(monkeypatch, h5py.Dataset, "write_direct", at=1)  # one block of rows here
-    one_line_error(run_cli("collection", "import", "npy", arr, "--ids", ids, "--out", out, "--force"),
-                   "No space left on device")
+    one_line_error(
+        run_cli("collection", "import", "npy", arr, "--ids", ids, "--out", out, "--force"), "No space left on device"
+    )
     assert out.read_bytes() == before and leftovers(tmp_path) == []
 
 
 # ---- 5. two writers of one output -------------------------------------------------------------------------
 
+
 def _hold_lock(path: Path) -> subprocess.Popen:
-    code = ("import sys; from avs.collection import DestinationLock; DestinationLock(sys.argv[1]).acquire(); "
-            "print('held', flush=True); sys.stdin.read()")
-    p = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from avs.formats.fileio import DestinationLock; DestinationLock(sys.argv[1]).acquire(); "
+        "print('held', flush=True); sys.stdin.read()"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout.readline() == "held\n"
     return p
 
@@ -304,7 +353,7 @@ def test_second_writer_of_an_index_is_refused_and_resume_still_works(model_and_s
     model, store, _ = model_and_store
     ref = I.build_index(model, store, store.parent / "ref.h5", batch_size=64, progress=False)
     out = store.parent / "i.h5"
-    from avs.collection import FeatureStore
+    from avs.formats.store import FeatureStore
 
     real_get, calls = FeatureStore.get, {"n": 0}
 
@@ -324,8 +373,9 @@ def test_second_writer_of_an_index_is_refused_and_resume_still_works(model_and_s
     try:
         with pytest.raises(InputError, match=f"another avs is writing {out}"):
             I.build_index(model, store, out, batch_size=64, progress=False)
-        one_line_error(run_cli("index", "--model", model, "--collection", store, "--out", out),
-                       f"another avs is writing {out}")
+        one_line_error(
+            run_cli("index", "--model", model, "--collection", store, "--out", out), f"another avs is writing {out}"
+        )
         assert part.read_bytes() == partial and not out.exists()  # its file is untouched
     finally:
         holder.communicate("")
@@ -341,8 +391,9 @@ def test_two_concurrent_imports_of_one_store(tmp_path):
     arr, ids = _npy_source(tmp_path, n=20000)
     out = tmp_path / "s.h5"
     cmd = [sys.executable, "-m", "avs", "collection", "import", "npy", str(arr), "--ids", str(ids), "--out", str(out)]
-    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     for p in procs:
         p.stdout.close()
@@ -369,6 +420,7 @@ def test_lock_is_refused_to_a_second_holder_and_cleaned_up(tmp_path):
 
 # ---- 6. model config files --------------------------------------------------------------------------------
 
+
 def test_non_utf8_toml_config(tmp_path, run_cli):
     p = tmp_path / "c.toml"
     p.write_bytes(b'fusion = "laff"\ndescription = "caf\xe9"\n')
@@ -379,13 +431,16 @@ def test_non_utf8_toml_config(tmp_path, run_cli):
         load_config(p)
 
 
-@pytest.mark.parametrize("name, content, problem", [
-    ("model.json", b"{not json", "not valid JSON"),
-    ("model.json", b"[1, 2]", "not model metadata"),
-    ("model.json", b'{"x": "\xff"}', "not UTF-8 text"),
-    ("config.json", b"{not json", "not valid JSON"),
-    ("config.json", b'"laff"', "not a model config"),
-])
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("model.json", b"{not json", "not valid JSON"),
+        ("model.json", b"[1, 2]", "not model metadata"),
+        ("model.json", b'{"x": "\xff"}', "not UTF-8 text"),
+        ("config.json", b"{not json", "not valid JSON"),
+        ("config.json", b'"laff"', "not a model config"),
+    ],
+)
 def test_bad_model_json_files_are_named(tmp_path, name, content, problem):
     model = tiny_model_dir(tmp_path / "m")
     (model / name).write_bytes(content)
@@ -395,6 +450,7 @@ def test_bad_model_json_files_are_named(tmp_path, name, content, problem):
 
 
 # ---- 7. weights checked against model.json ----------------------------------------------------------------
+
 
 def test_swapped_weights_are_refused(tmp_path, run_cli):
     a, b = tiny_model_dir(tmp_path / "a", seed=0), tiny_model_dir(tmp_path / "b", seed=1)
@@ -411,6 +467,7 @@ def test_swapped_weights_are_refused(tmp_path, run_cli):
 
 # ---- 8. --word2vec PATH that does not exist ---------------------------------------------------------------
 
+
 def test_missing_word2vec_path_is_an_error(built_index, tmp_path, run_cli):
     model, index, _ = built_index
     missing = tmp_path / "nope" / "w2v.bin"
@@ -418,10 +475,26 @@ def test_missing_word2vec_path_is_an_error(built_index, tmp_path, run_cli):
         text_featurizer(load_model(model), word2vec=missing)  # the model uses no word2vec: still refused
     topics = tmp_path / "t.txt"
     topics.write_text("641 a dog\n")
-    one_line_error(run_cli("search", "--topics", topics, "--model", model, "--index", index, "--year", 2020,
-                           "--out", tmp_path / "r.xml", "--word2vec", missing), missing)
+    one_line_error(
+        run_cli(
+            "search",
+            "--topics",
+            topics,
+            "--model",
+            model,
+            "--index",
+            index,
+            "--year",
+            2020,
+            "--out",
+            tmp_path / "r.xml",
+            "--word2vec",
+            missing,
+        ),
+        missing,
+    )
     assert not (tmp_path / "r.xml").exists()
-    from avs.train import evaluate_retrieval, train
+    from avs.train.loop import evaluate_retrieval, train
 
     with pytest.raises(InputError, match="no such word2vec file"):
         train("laff", None, None, tmp_path / "out", word2vec=missing)

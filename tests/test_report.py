@@ -8,12 +8,13 @@ import pytest
 import torch
 from scipy import stats
 
-from avs import demo as D
-from avs.diagnostics import ablation_configs, jaccard_matrix, weight_moments
-from avs.plots import attention_bars, grouped_bars, heatmap
-from avs.report import compare_runs, paired_tests, randomization_test
-from avs.synth import write_collection
-from avs.topics import shipped_dir
+from avs.demo import builtin as D
+from avs.demo.synth import write_collection
+from avs.eval.diagnostics import jaccard_matrix, weight_moments
+from avs.eval.plots import attention_bars, grouped_bars, heatmap
+from avs.eval.report import compare_runs, paired_tests, randomization_test
+from avs.formats.topics import shipped_dir
+from avs.train.ablation import ablation_configs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TOPICS = [641, 642, 643, 644, 645, 646]
@@ -21,8 +22,10 @@ TOPICS = [641, 642, 643, 644, 645, 646]
 # = 1 / rank of r, see near()). Rank of r per topic: baseline 2 everywhere; the other run 1, except 4 on topic 646.
 BASE_RANKS = [2, 2, 2, 2, 2, 2]
 RUN_RANKS = [1, 1, 1, 1, 1, 4]
-LABELS_TSV = ("num\tobject\tperson\taction\tlocation\n641\t1\t0\t0\t1\n642\t1\t1\t1\t1\n643\t0\t1\t1\t0\n"
-              "644\t1\t0\t0\t1\n645\t1\t1\t0\t0\n646\t1\t1\t0\t0\n")
+LABELS_TSV = (
+    "num\tobject\tperson\taction\tlocation\n641\t1\t0\t0\t1\n642\t1\t1\t1\t1\n643\t0\t1\t1\t0\n"
+    "644\t1\t0\t0\t1\n645\t1\t1\t0\t0\n646\t1\t1\t0\t0\n"
+)
 
 
 def near(x):
@@ -41,8 +44,9 @@ def _run_text(ranks, tag):
 
 @pytest.fixture
 def runs(tmp_path):
-    (tmp_path / "q").write_text("".join(f"1{n} 0 {n}_{s} 1 {int(s == 'r')}\n" for n in TOPICS
-                                        for s in ("r", "n1", "n2", "n3")))
+    (tmp_path / "q").write_text(
+        "".join(f"1{n} 0 {n}_{s} 1 {int(s == 'r')}\n" for n in TOPICS for s in ("r", "n1", "n2", "n3"))
+    )
     (tmp_path / "base.trec").write_text(_run_text(BASE_RANKS, "base"))
     (tmp_path / "better.trec").write_text(_run_text(RUN_RANKS, "better"))
     (tmp_path / "labels.tsv").write_text(LABELS_TSV)
@@ -50,6 +54,7 @@ def runs(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- paired tests
+
 
 def test_randomization_exact_hand_checked():
     # differences 0.5 x5 and -0.25, mean 0.375: of the 64 sign flips only the four with all of the first five
@@ -85,6 +90,7 @@ def test_ttest_and_wilcoxon_are_scipys():
 
 # ---------------------------------------------------------------------------------------------- compare
 
+
 def test_compare_hand_checked(runs):
     c = compare_runs([runs / "base.trec", runs / "better.trec"], runs / "q", runs / "labels.tsv")
     t = c.per_topic
@@ -106,15 +112,26 @@ def test_compare_hand_checked(runs):
 
 def test_compare_cli_writes_tables_and_plots(run_cli, runs):
     out = runs / "out"
-    r = run_cli("eval", "compare", runs / "better.trec", runs / "base.trec", "--qrels", runs / "q",
-                "--labels", runs / "labels.tsv", "--baseline", "base", "--out", out)
+    r = run_cli(
+        "eval",
+        "compare",
+        runs / "better.trec",
+        runs / "base.trec",
+        "--qrels",
+        runs / "q",
+        "--labels",
+        runs / "labels.tsv",
+        "--baseline",
+        "base",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.stderr
     assert "0.0625" in r.stdout and "a person paddling kayak in the water" in r.stdout
     for name in ("per_topic.png", "labels.png"):
         assert (out / name).read_bytes().startswith(PNG) and (out / name).stat().st_size > 1000
     per_topic = pd.read_csv(out / "per_topic.csv", dtype={"topic": str})
-    assert list(per_topic.columns[:8]) == ["topic", "text", "object", "person", "action", "location", "base",
-                                           "better"]
+    assert list(per_topic.columns[:8]) == ["topic", "text", "object", "person", "action", "location", "base", "better"]
     assert pd.read_csv(out / "tests.csv")["p_randomization"].iloc[0] == pytest.approx(0.0625)
     md = (out / "compare.md").read_text()
     assert "| topic | text |" in md and "## Paired tests against base" in md
@@ -123,8 +140,18 @@ def test_compare_cli_writes_tables_and_plots(run_cli, runs):
 
 
 def test_compare_permutations_option_and_seed(run_cli, runs):
-    args = ("eval", "compare", runs / "base.trec", runs / "better.trec", "--qrels", runs / "q",
-            "--permutations", "20", "--seed", "5")
+    args = (
+        "eval",
+        "compare",
+        runs / "base.trec",
+        runs / "better.trec",
+        "--qrels",
+        runs / "q",
+        "--permutations",
+        "20",
+        "--seed",
+        "5",
+    )
     first, second = run_cli(*args), run_cli(*args)
     assert first.exit_code == 0 and first.stdout == second.stdout
 
@@ -137,13 +164,18 @@ def _one_line_error(r, message):
 def test_compare_bad_inputs(run_cli, runs):
     _one_line_error(run_cli("eval", "compare", runs / "nope.trec", "--qrels", runs / "q"), "no such run file")
     (runs / "other.trec").write_text("1999 Q0 x 1 1 t\n")
-    _one_line_error(run_cli("eval", "compare", runs / "base.trec", runs / "other.trec", "--qrels", runs / "q"),
-                    "no run topic is in the qrels")
-    _one_line_error(run_cli("eval", "compare", runs / "base.trec", "--qrels", runs / "q", "--baseline", "zzz"),
-                    "neither one of the runs nor a run file")
+    _one_line_error(
+        run_cli("eval", "compare", runs / "base.trec", runs / "other.trec", "--qrels", runs / "q"),
+        "no run topic is in the qrels",
+    )
+    _one_line_error(
+        run_cli("eval", "compare", runs / "base.trec", "--qrels", runs / "q", "--baseline", "zzz"),
+        "neither one of the runs nor a run file",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- diagnostics
+
 
 def test_weight_moments_hand_checked():
     w1 = torch.tensor([[[0.2, 0.8], [0.4, 0.6]]])
@@ -168,8 +200,9 @@ def test_plots_are_png():
     df = pd.DataFrame({"a": [0.1, 0.5], "b": [0.3, np.nan]}, index=["x", "y"])
     assert grouped_bars(df, "t", "y").startswith(PNG)
     assert heatmap(pd.DataFrame(np.eye(3)), "t").startswith(PNG)
-    st = pd.DataFrame({"side": ["text", "video", "video"], "feature": ["bow", "a", "b"], "mean": [1, .7, .3],
-                       "std": [0, .1, .1]})
+    st = pd.DataFrame(
+        {"side": ["text", "video", "video"], "feature": ["bow", "a", "b"], "mean": [1, 0.7, 0.3], "std": [0, 0.1, 0.1]}
+    )
     assert attention_bars(st, "t").startswith(PNG)
 
 
@@ -183,8 +216,18 @@ def demo(tmp_path_factory):
 
 def test_demo_weights_appearance_largest(run_cli, demo, tmp_path):
     out = tmp_path / "w"
-    r = run_cli("model", "weights", "--model", demo.model, "--topics", shipped_dir() / "tv20.xml",
-                "--store", demo.store, "--out", out)
+    r = run_cli(
+        "model",
+        "weights",
+        "--model",
+        demo.model,
+        "--topics",
+        shipped_dir() / "tv20.xml",
+        "--store",
+        demo.store,
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.stderr
     assert "video:appearance" in r.stdout and "text:bow" in r.stdout
     t = pd.read_csv(out / "weights.csv", dtype={"space": str})
@@ -192,16 +235,27 @@ def test_demo_weights_appearance_largest(run_cli, demo, tmp_path):
     assert video.idxmax() == "appearance" and video.sum() == pytest.approx(1.0)
     assert set(t.space) == {"0", "1", "2", "3", "all"}
     assert (out / "weights.png").read_bytes().startswith(PNG) and "±" in (out / "weights.md").read_text()
-    r = run_cli("model", "weights", "--model", demo.model, "--captions", demo.collection / "simval",
-                "--store", demo.store)
+    r = run_cli(
+        "model", "weights", "--model", demo.model, "--captions", demo.collection / "simval", "--store", demo.store
+    )
     assert r.exit_code == 0 and "2000 texts, 1000 videos" in r.stdout
     _one_line_error(run_cli("model", "weights", "--model", demo.model), "exactly one of --topics and --captions")
 
 
 def test_demo_spaces_jaccard(run_cli, demo, tmp_path):
     out = tmp_path / "s"
-    r = run_cli("model", "spaces", "--model", demo.model, "--topics", shipped_dir() / "tv20.xml",
-                "--index", demo.index, "--out", out)
+    r = run_cli(
+        "model",
+        "spaces",
+        "--model",
+        demo.model,
+        "--topics",
+        shipped_dir() / "tv20.xml",
+        "--index",
+        demo.index,
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.stderr
     m = pd.read_csv(out / "spaces.csv").set_index("space").to_numpy()
     assert m.shape == (4, 4) and np.allclose(np.diag(m), 1) and np.allclose(m, m.T)
@@ -210,6 +264,7 @@ def test_demo_spaces_jaccard(run_cli, demo, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- ablation
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -225,9 +280,27 @@ def test_ablation_configs_share_features():
 
 def test_ablate_cli(run_cli, tiny, tmp_path):
     out = tmp_path / "abl"
-    r = run_cli("ablate", "--configs", "laff,concat,mhsa,attention_free", "--features", "sim_laff",
-                "--train", tiny / "simtrain", "--val", tiny / "simval", "--test", tiny / "simval",
-                "--store", tiny / "store.h5", "--epochs", "1", "--batch-size", "128", "--out", out)
+    r = run_cli(
+        "ablate",
+        "--configs",
+        "laff,concat,mhsa,attention_free",
+        "--features",
+        "sim_laff",
+        "--train",
+        tiny / "simtrain",
+        "--val",
+        tiny / "simval",
+        "--test",
+        tiny / "simval",
+        "--store",
+        tiny / "store.h5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.stderr
     t = pd.read_csv(out / "ablation.csv").set_index("config")
     assert list(t.index) == ["laff", "concat", "mhsa", "attention_free"]

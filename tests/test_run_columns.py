@@ -20,8 +20,10 @@ def reference_ranking(lines: list[tio.RunLine]) -> dict[str, tuple[list[str], in
     for ln in lines:
         scores.setdefault(ln.topic, {})[ln.shot] = ln.score
         counts[ln.topic] = counts.get(ln.topic, 0) + 1
-    return {t: ([s for s, _ in sorted(per.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:MAX_RESULTS]],
-                counts[t]) for t, per in scores.items()}
+    return {
+        t: ([s for s, _ in sorted(per.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:MAX_RESULTS]], counts[t])
+        for t, per in scores.items()
+    }
 
 
 def messy_run(rnd: random.Random, n: int, ascii: bool = False) -> str:
@@ -61,8 +63,9 @@ def test_columns_and_grouping_match_the_line_reader(tmp_path, monkeypatch, seed,
 
 def test_long_lists_keep_the_last_score_and_break_ties_by_shot(tmp_path):
     rnd = random.Random(7)
-    text = "".join(f"1 Q0 shot{rnd.randint(1, 3000):05d}_{rnd.randint(1, 5)} {i} {rnd.randint(0, 50)} t\n"
-                   for i in range(40_000))  # ~12 k distinct shots, 51 score values: the 1000th best is a tie
+    text = "".join(
+        f"1 Q0 shot{rnd.randint(1, 3000):05d}_{rnd.randint(1, 5)} {i} {rnd.randint(0, 50)} t\n" for i in range(40_000)
+    )  # ~12 k distinct shots, 51 score values: the 1000th best is a tie
     (tmp_path / "r").write_text(text)
     ranked, n = group_run(tio.read_run_columns(tmp_path / "r"))["1"]
     assert n == 40_000 and len(ranked) == MAX_RESULTS
@@ -85,9 +88,27 @@ def test_hash_does_not_depend_on_the_block_width():
     assert tio._hash(long_ids)[0] == tio._hash(long_ids)[1]  # only the first 64 bytes: group_run checks
 
 
-TRICKY_SCORES = ["1", "-0", "0e0", ".5", "5.", "+.5e+3", "1e400", "-1e400", "1.5e-400", "1e-320", "inf", "-Infinity",
-                 "iNF", "0.1234567890123456789", "4.9406564584124654e-324", "2.4703282292062328e-324",
-                 "9007199254740993", "1.7976931348623157e308", "1.7976931348623159e308"]
+TRICKY_SCORES = [
+    "1",
+    "-0",
+    "0e0",
+    ".5",
+    "5.",
+    "+.5e+3",
+    "1e400",
+    "-1e400",
+    "1.5e-400",
+    "1e-320",
+    "inf",
+    "-Infinity",
+    "iNF",
+    "0.1234567890123456789",
+    "4.9406564584124654e-324",
+    "2.4703282292062328e-324",
+    "9007199254740993",
+    "1.7976931348623157e308",
+    "1.7976931348623159e308",
+]
 
 
 def test_bulk_score_parsing_is_pythons_float(tmp_path):
@@ -99,15 +120,18 @@ def test_bulk_score_parsing_is_pythons_float(tmp_path):
     assert tio.read_run_columns(p).score.tolist() == [ln.score for ln in tio.read_run(p)]
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("1 Q0 a 1 2", ":{n}: expected 6 columns (topic Q0 shot rank score tag), found 5"),
-    ("1 Q0 a 1 2 t x", ":{n}: expected 6 columns (topic Q0 shot rank score tag), found 7"),
-    ("1 Q0 a 1 high t", ":{n}: score 'high' is not a number"),
-    ("1 Q0 a 1 1_000 t", ":{n}: score '1_000' is not a number"),
-    ("1 Q0 a 1 nan t", ":{n}: score is NaN"),
-    ("1 Q0 a 1 -NaN t", ":{n}: score is NaN"),
-    ("1 Q0 a\x00 1 2 t", ":{n}: binary data (NUL byte), not a text file"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("1 Q0 a 1 2", ":{n}: expected 6 columns (topic Q0 shot rank score tag), found 5"),
+        ("1 Q0 a 1 2 t x", ":{n}: expected 6 columns (topic Q0 shot rank score tag), found 7"),
+        ("1 Q0 a 1 high t", ":{n}: score 'high' is not a number"),
+        ("1 Q0 a 1 1_000 t", ":{n}: score '1_000' is not a number"),
+        ("1 Q0 a 1 nan t", ":{n}: score is NaN"),
+        ("1 Q0 a 1 -NaN t", ":{n}: score is NaN"),
+        ("1 Q0 a\x00 1 2 t", ":{n}: binary data (NUL byte), not a text file"),
+    ],
+)
 @pytest.mark.parametrize("block", [100, 1 << 23])
 def test_errors_name_the_line_in_any_block(tmp_path, monkeypatch, bad, message, block):
     monkeypatch.setattr(tio, "BLOCK_BYTES", block)

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from avs import index as I
-from avs.collection import write_store
-from avs.encode import encode_topics, text_featurizer, weighted_queries
+from avs.engine import index as I
+from avs.engine.encode import encode_topics, text_featurizer, weighted_queries
+from avs.engine.search import brute_force, search
 from avs.errors import InputError
+from avs.features.vocab import build_vocab
+from avs.formats.runs import validate
+from avs.formats.store import write_store
+from avs.formats.topics import Topic, TopicSet
 from avs.models import TextVideoModel, load_config, load_model, save_model
-from avs.runs import validate
-from avs.search import brute_force, search
-from avs.text import build_vocab
-from avs.topics import Topic, TopicSet
 
 WORDS = "dog cat car boat person water street snow tree bike".split()
 
@@ -24,9 +24,13 @@ def tiny_model_dir(path, seed=0, dims=(("a", 12), ("b", 8))):
     torch.manual_seed(seed)
     vocab = build_vocab([" ".join(WORDS)] * 2, "bow_nsw", threshold=1)
     cfg = load_config("laff")
-    cfg = dataclasses.replace(cfg, space_dim=32, heads=4, video=tuple(
-        dataclasses.replace(cfg.video[1], name=n, dim=d) for n, d in dims),
-        text=(dataclasses.replace(cfg.text[1], dim=len(vocab)),))
+    cfg = dataclasses.replace(
+        cfg,
+        space_dim=32,
+        heads=4,
+        video=tuple(dataclasses.replace(cfg.video[1], name=n, dim=d) for n, d in dims),
+        text=(dataclasses.replace(cfg.text[1], dim=len(vocab)),),
+    )
     save_model(TextVideoModel(cfg).eval(), path, vocabs={"bow": vocab}, meta={"config": "laff"})
     return path
 
@@ -64,7 +68,7 @@ def test_interrupted_build_resumes_to_the_same_index(tmp_path, monkeypatch):
     model = tiny_model_dir(tmp_path / "model")
     tiny_store(tmp_path / "store.h5")
     ref = I.build_index(model, tmp_path / "store.h5", tmp_path / "ref.h5", batch_size=64, progress=False)
-    from avs.collection import FeatureStore
+    from avs.formats.store import FeatureStore
 
     real_get, calls = FeatureStore.get, {"n": 0}
 
@@ -147,11 +151,28 @@ def test_search_cli_writes_valid_runs(built, run_cli):
     tmp, out, ids, _ = built
     topics = tmp / "t.txt"
     topics.write_text("641 a dog near water\n642 a person on a bike in the snow\n")
-    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml",
-                "--trec", tmp / "r.trec", "--year", 2020, "--topk", 50, "--pid", "team")
+    r = run_cli(
+        "search",
+        "--topics",
+        topics,
+        "--model",
+        tmp / "model",
+        "--index",
+        out,
+        "--out",
+        tmp / "r.xml",
+        "--trec",
+        tmp / "r.trec",
+        "--year",
+        2020,
+        "--topk",
+        50,
+        "--pid",
+        "team",
+    )
     assert r.exit_code == 0, r.stderr
     assert validate(tmp / "r.xml", topics=topics, year=2020) == []
-    from avs.runs import read_run
+    from avs.formats.runs import read_run
 
     xml, trec = read_run(tmp / "r.xml"), read_run(tmp / "r.trec")
     assert [i.shot for i in xml.topics[641].items] == [i.shot for i in trec.topics[641].items]
@@ -162,17 +183,44 @@ def test_search_cli_writes_valid_runs(built, run_cli):
     emb = encode_topics(loaded, text_featurizer(loaded), TopicSet([Topic(641, "a dog near water")]))
     ref = brute_force(idx, weighted_queries(emb, idx.space_weights), k=50)[0]
     assert [i.shot for i in xml.topics[641].items] == ref.shots
-    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml",
-                "--year", 2020)
+    r = run_cli(
+        "search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "r.xml", "--year", 2020
+    )
     assert r.exit_code == 2 and "already exists" in r.stderr
     excl = tmp / "excl.txt"
     excl.write_text(f"{ids[0]}\n{ids[1]}\n")
-    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "e.xml",
-                "--year", 2020, "--exclude", excl)
+    r = run_cli(
+        "search",
+        "--topics",
+        topics,
+        "--model",
+        tmp / "model",
+        "--index",
+        out,
+        "--out",
+        tmp / "e.xml",
+        "--year",
+        2020,
+        "--exclude",
+        excl,
+    )
     assert r.exit_code == 0 and "left out 2 shot(s)" in r.stderr
     assert ids[0] not in {i.shot for t in read_run(tmp / "e.xml").topics.values() for i in t.items}
-    r = run_cli("search", "--topics", topics, "--model", tmp / "model", "--index", out, "--out", tmp / "v.xml",
-                "--year", 2020, "--exclude", "V3C1")
+    r = run_cli(
+        "search",
+        "--topics",
+        topics,
+        "--model",
+        tmp / "model",
+        "--index",
+        out,
+        "--out",
+        tmp / "v.xml",
+        "--year",
+        2020,
+        "--exclude",
+        "V3C1",
+    )
     assert r.exit_code == 0 and "none of its ids is in the index" in r.stderr
 
 

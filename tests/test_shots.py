@@ -1,15 +1,25 @@
 import pytest
 
 from avs.errors import InputError
-from avs.shots import (drop_shots, dropped_shots, is_shot_id, natural_key, natural_sorted, parse_shot_id,
-                       read_shot_list)
+from avs.formats.shots import (
+    drop_shots,
+    dropped_shots,
+    is_shot_id,
+    natural_key,
+    natural_sorted,
+    parse_shot_id,
+    read_shot_list,
+)
 
 
-@pytest.mark.parametrize("sid, expected", [
-    ("shot00001_1", (1, 1)),        # V3C: zero-padded video number
-    ("shot07475_4969", (7475, 4969)),
-    ("shot35345_1", (35345, 1)),    # IACC.3: unpadded
-])
+@pytest.mark.parametrize(
+    "sid, expected",
+    [
+        ("shot00001_1", (1, 1)),  # V3C: zero-padded video number
+        ("shot07475_4969", (7475, 4969)),
+        ("shot35345_1", (35345, 1)),  # IACC.3: unpadded
+    ],
+)
 def test_parse_shot_id(sid, expected):
     assert parse_shot_id(sid) == expected
     assert is_shot_id(sid)
@@ -24,8 +34,14 @@ def test_parse_shot_id_rejects(bad):
 
 def test_natural_sort_orders_by_video_then_shot():
     ids = ["shot00002_1", "shot00001_10", "shot00001_2", "shot00001_1", "shot35345_1", "shot00010_1"]
-    assert natural_sorted(ids) == ["shot00001_1", "shot00001_2", "shot00001_10", "shot00002_1", "shot00010_1",
-                                   "shot35345_1"]
+    assert natural_sorted(ids) == [
+        "shot00001_1",
+        "shot00001_2",
+        "shot00001_10",
+        "shot00002_1",
+        "shot00010_1",
+        "shot35345_1",
+    ]
     # plain string order would put _10 before _2
     assert sorted(ids)[1] == "shot00001_10"
 
@@ -60,7 +76,7 @@ def test_read_shot_list(tmp_path):
 
 
 def test_shots_to_exclude(tmp_path):
-    from avs.shots import shots_to_exclude
+    from avs.formats.shots import shots_to_exclude
 
     assert len(shots_to_exclude("V3C1")) == 8 and "shot05037_1" in shots_to_exclude("V3C1")
     p = tmp_path / "list.txt"

@@ -10,10 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from avs import runs as R
-from avs import shots as S
-from avs import topics as T
 from avs.errors import InputError
+from avs.formats import runs as R
+from avs.formats import shots as S
+from avs.formats import topics as T
 
 ATTRS = dict(tr_type="D", run_class="F", task="M", novelty="C", pid="TEAMA", priority="1", desc="d")
 V3C2_TABLE = "07476 40\n07477 12\n17235 8\n"
@@ -21,14 +21,18 @@ M = (None, "no result for topic 762 of the topics file")  # what replacing topic
 
 
 def xml_run(year: int, run_attrs: str, topics: str) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n{R.doctype(year)}\n<videoAdhocSearchResults>\n'
-            f"<videoAdhocSearchRunResult {run_attrs}>\n{topics}</videoAdhocSearchRunResult>\n"
-            "</videoAdhocSearchResults>\n")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{R.doctype(year)}\n<videoAdhocSearchResults>\n'
+        f"<videoAdhocSearchRunResult {run_attrs}>\n{topics}</videoAdhocSearchRunResult>\n"
+        "</videoAdhocSearchResults>\n"
+    )
 
 
 def topic(tnum: str, items: list[tuple[str, str]], elapsed: str = "12") -> str:
     body = "".join(f'<item seqNum="{seq}" shotId="{shot}"/>\n' for seq, shot in items)
-    return f'<videoAdhocSearchTopicResult tNum="{tnum}" elapsedTime="{elapsed}">\n{body}</videoAdhocSearchTopicResult>\n'
+    return (
+        f'<videoAdhocSearchTopicResult tNum="{tnum}" elapsedTime="{elapsed}">\n{body}</videoAdhocSearchTopicResult>\n'
+    )
 
 
 RUN_2025 = 'trType="D" class="F" task="M" novelty="C" algo="V" pid="TEAMA" priority="1" desc="x"'
@@ -56,30 +60,41 @@ def test_a_valid_2025_run(tmp_path, aux):
 
 CHECKER_RULES = [
     # elapsedTime: NIST's checker reads it with Integer.parseInt and stops with an exception otherwise
-    (('elapsedTime="12"', 'elapsedTime="0.004"'),
-     (5, "topic 761: elapsedTime '0.004' is not a whole number of seconds (NIST's checker stops on it)")),
+    (
+        ('elapsedTime="12"', 'elapsedTime="0.004"'),
+        (5, "topic 761: elapsedTime '0.004' is not a whole number of seconds (NIST's checker stops on it)"),
+    ),
     (('pid="TEAMA"', 'pid=""'), (4, "pid is empty (NIST's checker refuses the run)")),
     (('pid="TEAMA"', 'pid="NOBODY"'), (4, "pid 'NOBODY' is not in the participant list")),
-    (('tNum="762"', 'tNum="771"'),
-     [M, (9, "topic 771 is outside 1..770, the topic numbers NIST's checker knows")]),
+    (('tNum="762"', 'tNum="771"'), [M, (9, "topic 771 is outside 1..770, the topic numbers NIST's checker knows")]),
     (('tNum="762"', 'tNum="763"'), [M, (9, "topic 763 is not in the topics file")]),
     (('tNum="762"', 'tNum="761"'), [M, (9, "topic 761 appears again (first at line 5)")]),
     (('tNum="762"', 'tNum="x"'), [M, (9, "tNum 'x' is not a topic number (a whole number)")]),
     (('seqNum="2"', 'seqNum="0"'), (7, "topic 761: seqNum '0' is not a whole number from 1 to 1000")),
     (('seqNum="2"', 'seqNum="1001"'), (7, "topic 761: seqNum '1001' is not a whole number from 1 to 1000")),
     (('seqNum="2"', 'seqNum="1"'), (7, "topic 761: seqNum 1 appears again (first at line 6)")),
-    (('shotId="shot07477_12"', 'shotId="shot07477_13"'),
-     (7, "topic 761: shot07477_13 is not in the valid-shot table")),
-    (('shotId="shot07477_12"', 'shotId="shot99999_1"'),
-     (7, "topic 761: shot99999_1 is not in the valid-shot table")),
-    (('shotId="shot07477_12"', 'shotId="shot7477_12"'),  # the table writes the video as 07477
-     (7, "topic 761: shot7477_12 is written shot07477_12 in the valid-shot table and in NIST's judgments "
-         "(NIST's checker passes it, but it would never match a judged shot)")),
-    (('shotId="shot07477_12"', 'shotId="V3C2_shot07477_12"'),
-     (7, "topic 761: shot id 'V3C2_shot07477_12' has a collection prefix NIST's ids do not have "
-         "(shot07477_12; avs run convert removes it)")),
-    (('<item seqNum="1" shotId="shot17235_8"/>', '<item seqNum="1"/>'),
-     (10, "not valid against videoAdhocSearchResults-2023.dtd: Element item does not carry attribute shotId")),
+    (('shotId="shot07477_12"', 'shotId="shot07477_13"'), (7, "topic 761: shot07477_13 is not in the valid-shot table")),
+    (('shotId="shot07477_12"', 'shotId="shot99999_1"'), (7, "topic 761: shot99999_1 is not in the valid-shot table")),
+    (
+        ('shotId="shot07477_12"', 'shotId="shot7477_12"'),  # the table writes the video as 07477
+        (
+            7,
+            "topic 761: shot7477_12 is written shot07477_12 in the valid-shot table and in NIST's judgments "
+            "(NIST's checker passes it, but it would never match a judged shot)",
+        ),
+    ),
+    (
+        ('shotId="shot07477_12"', 'shotId="V3C2_shot07477_12"'),
+        (
+            7,
+            "topic 761: shot id 'V3C2_shot07477_12' has a collection prefix NIST's ids do not have "
+            "(shot07477_12; avs run convert removes it)",
+        ),
+    ),
+    (
+        ('<item seqNum="1" shotId="shot17235_8"/>', '<item seqNum="1"/>'),
+        (10, "not valid against videoAdhocSearchResults-2023.dtd: Element item does not carry attribute shotId"),
+    ),
 ]
 # Where avs is stricter than NIST's checker, on purpose (docs/runs.md): a shot id spelled unlike the judgments
 PASSED_BY_NIST = {'shotId="shot7477_12"'}
@@ -92,8 +107,10 @@ def test_checker_rules(tmp_path, aux, change, expected):
     assert problems(tmp_path, text, **aux) == (expected if isinstance(expected, list) else [expected])
 
 
-@pytest.mark.skipif(not os.environ.get("AVS_NIST_CHECKER") or not shutil.which("java"),
-                    reason="set AVS_NIST_CHECKER to a folder with NIST's compiled CheckAdhocSubmissions (not shipped)")
+@pytest.mark.skipif(
+    not os.environ.get("AVS_NIST_CHECKER") or not shutil.which("java"),
+    reason="set AVS_NIST_CHECKER to a folder with NIST's compiled CheckAdhocSubmissions (not shipped)",
+)
 @pytest.mark.parametrize("change, expected", [((None, None), None), *CHECKER_RULES])
 def test_agrees_with_nists_checker(tmp_path, aux, change, expected):
     """avs refuses exactly what NIST's own checker refuses, except where docs/runs.md says avs is stricter."""
@@ -107,8 +124,12 @@ def test_agrees_with_nists_checker(tmp_path, aux, change, expected):
     (nist_aux / "adhoc.features.M").write_text("761\n762\n")
     run = tmp_path / "nist.xml"  # without the DOCTYPE: the checker would fetch the DTD, and there is no network
     run.write_text("".join(line for line in text.splitlines(True) if not line.startswith("<!DOCTYPE")))
-    p = subprocess.run(["java", "-cp", os.environ["AVS_NIST_CHECKER"], "CheckAdhocSubmissions", str(run),
-                        str(nist_aux)], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        ["java", "-cp", os.environ["AVS_NIST_CHECKER"], "CheckAdhocSubmissions", str(run), str(nist_aux)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     nist_refuses = p.returncode != 0 or "Error" in p.stderr or "Exception" in p.stderr
     avs_refuses = bool(problems(tmp_path, text, **aux))
     assert avs_refuses == (expected is not None)
@@ -120,7 +141,8 @@ def test_missing_topic_and_order_rules(tmp_path, aux):
     shuffled = topic("761", [("3", "shot07476_1"), ("1", "shot07477_12"), ("7", "shot07476_2")])
     assert problems(tmp_path, xml_run(2025, RUN_2025, shuffled), pids=aux["pids"], shots=aux["shots"]) == []
     assert problems(tmp_path, xml_run(2025, RUN_2025, shuffled), **aux) == [
-        (None, "no result for topic 762 of the topics file")]
+        (None, "no result for topic 762 of the topics file")
+    ]
     run = R.read_run(tmp_path / "run.xml")
     assert [it.shot for it in run.topics[761].items] == ["shot07477_12", "shot07476_1", "shot07476_2"]
 
@@ -135,8 +157,13 @@ def test_more_than_1000_items_counted_once(tmp_path):
 def test_every_run_attribute_is_required_in_2023_on(tmp_path, attr):
     attrs = " ".join(a for a in RUN_2025.split() if not a.startswith(f"{attr}="))
     found = problems(tmp_path, xml_run(2025, attrs, OK_TOPICS))
-    assert found == [(4, "not valid against videoAdhocSearchResults-2023.dtd: Element videoAdhocSearchRunResult "
-                         f"does not carry attribute {attr}")]
+    assert found == [
+        (
+            4,
+            "not valid against videoAdhocSearchResults-2023.dtd: Element videoAdhocSearchRunResult "
+            f"does not carry attribute {attr}",
+        )
+    ]
 
 
 def test_each_year_against_its_own_dtd(tmp_path):
@@ -146,14 +173,27 @@ def test_each_year_against_its_own_dtd(tmp_path):
     assert problems(tmp_path, xml_run(2021, run_2019, OK_TOPICS)) == []
     assert problems(tmp_path, xml_run(2024, RUN_2025, OK_TOPICS)) == []
     assert problems(tmp_path, xml_run(2021, RUN_2025, OK_TOPICS)) == [
-        (4, "not valid against videoAdhocSearchResults-2019.dtd: No declaration for attribute algo of element "
-            "videoAdhocSearchRunResult")]
+        (
+            4,
+            "not valid against videoAdhocSearchResults-2019.dtd: No declaration for attribute algo of element "
+            "videoAdhocSearchRunResult",
+        )
+    ]
     assert problems(tmp_path, xml_run(2023, RUN_2025.replace('algo="V"', 'algo="X"'), OK_TOPICS)) == [
-        (4, 'not valid against videoAdhocSearchResults-2023.dtd: Value "X" for attribute algo of '
-            "videoAdhocSearchRunResult is not among the enumerated set")]
+        (
+            4,
+            'not valid against videoAdhocSearchResults-2023.dtd: Value "X" for attribute algo of '
+            "videoAdhocSearchRunResult is not among the enumerated set",
+        )
+    ]
     assert [R.dtd_path(y).name for y in (2016, 2018, 2019, 2022, 2023, 2025)] == [
-        "videoAdhocSearchResults-2016.dtd", "videoAdhocSearchResults-2016.dtd", "videoAdhocSearchResults-2019.dtd",
-        "videoAdhocSearchResults-2019.dtd", "videoAdhocSearchResults-2023.dtd", "videoAdhocSearchResults-2023.dtd"]
+        "videoAdhocSearchResults-2016.dtd",
+        "videoAdhocSearchResults-2016.dtd",
+        "videoAdhocSearchResults-2019.dtd",
+        "videoAdhocSearchResults-2019.dtd",
+        "videoAdhocSearchResults-2023.dtd",
+        "videoAdhocSearchResults-2023.dtd",
+    ]
 
 
 def make_run(elapsed: str = "0.004", shot: str = "V3C2_shot07476_1", **attrs) -> R.Run:
@@ -163,8 +203,10 @@ def make_run(elapsed: str = "0.004", shot: str = "V3C2_shot07476_1", **attrs) ->
 def test_writing_2023_runs_algo_whole_seconds_and_nist_ids(tmp_path):
     text = R.to_xml(make_run(algo="V"), 2023).decode()
     assert '<!DOCTYPE videoAdhocSearchResults SYSTEM "https://www-nlpir.nist.gov/projects/tv2023/dtds/' in text
-    assert ('<videoAdhocSearchRunResult trType="D" class="F" task="M" novelty="C" algo="V" pid="TEAMA" '
-            'priority="1" desc="d">') in text
+    assert (
+        '<videoAdhocSearchRunResult trType="D" class="F" task="M" novelty="C" algo="V" pid="TEAMA" '
+        'priority="1" desc="d">'
+    ) in text
     assert '<videoAdhocSearchTopicResult tNum="761" elapsedTime="1">' in text  # 0.004 s, rounded up
     assert 'shotId="shot07476_1"' in text and "V3C2_" not in text
     with pytest.raises(InputError, match="a 2023 run needs algo"):
@@ -177,8 +219,9 @@ def test_writing_2023_runs_algo_whole_seconds_and_nist_ids(tmp_path):
 
 def test_cli_convert_and_validate_2023(tmp_path, run_cli, aux):
     src = tmp_path / "old.xml"
-    src.write_text(xml_run(2022, RUN_2025.replace(' algo="V"', ""), topic("761", [("1", "V3C2_shot07476_1")],
-                                                                          elapsed="0.004")))
+    src.write_text(
+        xml_run(2022, RUN_2025.replace(' algo="V"', ""), topic("761", [("1", "V3C2_shot07476_1")], elapsed="0.004"))
+    )
     assert run_cli("run", "validate", src).exit_code == 1
     dst = tmp_path / "new.xml"
     r = run_cli("run", "convert", src, dst, "--year", 2025)
@@ -198,7 +241,7 @@ def test_valid_shots_sources(tmp_path):
     assert "shot07476_0" not in table and "shot17235_8" in table and "shot7476_1" not in table
     assert table.spelled("shot7476_01") == "shot07476_1" and table.spelled("shot07476_41") is None
     assert listed.kind == "shot list" and "shot00001_1" in listed and "shot07476_2" not in listed
-    from avs.collection import write_store
+    from avs.formats.store import write_store
 
     write_store(tmp_path / "s.h5", ["shot00001_1", "shot07476_1"], {"f": np.zeros((2, 3), np.float32)})
     store = S.read_valid_shots(tmp_path / "s.h5")
@@ -216,7 +259,10 @@ def test_v3c2_ids():
     assert S.nist_shot_id("V3C2_shot07476_1") == "shot07476_1" and S.nist_shot_id("V3C2_x") == "V3C2_x"
     # a V3C1+V3C2 store orders by video number across both parts
     assert S.natural_sorted(["shot07476_1", "shot07475_10", "shot07475_2"]) == [
-        "shot07475_2", "shot07475_10", "shot07476_1"]
+        "shot07475_2",
+        "shot07475_10",
+        "shot07476_1",
+    ]
 
 
 def test_exclude_lists_for_v3c2(tmp_path):
@@ -249,8 +295,10 @@ def test_topic_numbers_kept_as_written(tmp_path, run_cli):
     assert ts.nums == [661, 662] and [t.number for t in ts] == ["0661", "662"]
     assert T.to_text(ts) == "0661\ta dog\n662\ta cat\n"
     out = tmp_path / "t.xml"
-    assert run_cli("topics", "convert", src, out, "--year", "2021", "--collection", "V3C1", "--task", "main"
-                   ).exit_code == 0
+    assert (
+        run_cli("topics", "convert", src, out, "--year", "2021", "--collection", "V3C1", "--task", "main").exit_code
+        == 0
+    )
     assert '<videoTopic num="0661">' in out.read_text() and T.read_topics(out, labels=False).nums == [661, 662]
     assert run_cli("topics", "convert", src, tmp_path / "s.txt", "--strip-zeros").exit_code == 0
     assert (tmp_path / "s.txt").read_text() == "661\ta dog\n662\ta cat\n"
@@ -270,7 +318,7 @@ def test_shipped_topic_names(tmp_path, monkeypatch):
 
 
 def test_real_runs_never_default_to_the_simulated_judgments(tmp_path, run_cli, monkeypatch):
-    from avs import demo
+    from avs.demo import builtin as demo
 
     built = []
     monkeypatch.setattr(demo, "ensure", lambda *a, **k: built.append(1))

@@ -5,18 +5,22 @@ import filecmp
 import numpy as np
 import pytest
 
-from avs.collection import open_store
+from avs.demo.synth import build_lexicon, concept_kind, topic_concepts, write_collection
 from avs.errors import InputError
-from avs.synth import build_lexicon, concept_kind, topic_concepts, write_collection
-from avs.topics import read_topics
+from avs.formats.store import open_store
+from avs.formats.topics import read_topics
 from trec_eval_compat.evaluate import Qrels
 from trec_eval_compat.io import read_qrels
 
 
 def test_concepts_of_topics():
     assert topic_concepts("a person paddling kayak in the water") == ["person", "paddling", "kayak", "water"]
-    assert [concept_kind(w) for w in ("person", "paddling", "kayak", "water")] == ["person", "action", "object",
-                                                                                  "location"]
+    assert [concept_kind(w) for w in ("person", "paddling", "kayak", "water")] == [
+        "person",
+        "action",
+        "object",
+        "location",
+    ]
     assert topic_concepts("one or more people skydiving") == ["people", "skydiving"]
     lex = build_lexicon()
     assert len(lex.topics) == 210 and set(lex.kinds) == {"object", "person", "action", "location"}
@@ -47,8 +51,10 @@ def test_layout_and_judgments(sim):
 def test_relevant_shots_show_all_topic_concepts(sim):
     res, _ = sim
     shows = dict(line.split("\t") for line in (res.out / "concepts.tsv").read_text().splitlines()[2:])
-    topics = {f"1{t.num}": set(topic_concepts(t.text)) for t in read_topics(
-        __import__("avs.topics", fromlist=["x"]).shipped_dir() / "tv20.xml", labels=False)}
+    topics = {
+        f"1{t.num}": set(topic_concepts(t.text))
+        for t in read_topics(__import__("avs.formats.topics", fromlist=["x"]).shipped_dir() / "tv20.xml", labels=False)
+    }
     for q in read_qrels(res.qrels):
         if q.topic in topics and q.judgment >= 0:
             assert (q.judgment == 1) == topics[q.topic].issubset(shows[q.shot].split())

@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from avs.collection import write_store
 from avs.errors import InputError
-from avs.text import (STOPWORDS, ClipTextEncoder, ClipTokenizer, GruTextEncoder, PrecomputedTextFeatures,
-                      TextFeatureSpec, TextFeaturizer, Vocabulary, Word2Vec, bow_counts, build_vocab,
-                      gru_token_ids, tokenize)
+from avs.features.clip_tokenizer import ClipTokenizer
+from avs.features.featurize import TextFeatureSpec, TextFeaturizer
+from avs.features.precomputed import PrecomputedTextFeatures
+from avs.features.tokenize import STOPWORDS, tokenize
+from avs.features.vocab import Vocabulary, bow_counts, build_vocab, gru_token_ids
+from avs.features.word2vec import Word2Vec
+from avs.formats.store import write_store
+from avs.models.clip_text import ClipTextEncoder
+from avs.models.gru import GruTextEncoder
 from trec_eval_compat.io import open_text
 
 DATA = Path(__file__).parent / "data" / "text"
@@ -22,12 +27,12 @@ REPO = Path(__file__).parent.parent
 
 def caption_texts(path):
     with open_text(path) as f:
-        return [parts[1] if len(parts) > 1 else "" for parts in (line.strip().split(None, 1) for line in f)
-                if parts]
+        return [parts[1] if len(parts) > 1 else "" for parts in (line.strip().split(None, 1) for line in f) if parts]
 
 
 # --------------------------------------------------------------------------------------------------------
 # tokenizer and vocabularies
+
 
 def test_stopwords_are_the_official_153():
     assert len(STOPWORDS) == 153
@@ -35,14 +40,17 @@ def test_stopwords_are_the_official_153():
     assert not {"man", "dog", "not_a_word", ""} & STOPWORDS
 
 
-@pytest.mark.parametrize("text, tokens, content", [
-    ("a Dog??? is running", ["a", "dog", "is", "running"], ["dog", "running"]),
-    ("dogs-x runs", ["dogs", "x", "runs"], ["dogs", "x", "runs"]),
-    ("Don't\r\nstop", ["don", "t", "stop"], ["stop"]),
-    ("café naïve 3D", ["caf", "na", "ve", "3d"], ["caf", "na", "3d"]),
-    ("", [], []),
-    ("  ?!  ", [], []),
-])
+@pytest.mark.parametrize(
+    "text, tokens, content",
+    [
+        ("a Dog??? is running", ["a", "dog", "is", "running"], ["dog", "running"]),
+        ("dogs-x runs", ["dogs", "x", "runs"], ["dogs", "x", "runs"]),
+        ("Don't\r\nstop", ["don", "t", "stop"], ["stop"]),
+        ("café naïve 3D", ["caf", "na", "ve", "3d"], ["caf", "na", "3d"]),
+        ("", [], []),
+        ("  ?!  ", [], []),
+    ],
+)
 def test_tokenize(text, tokens, content):
     assert tokenize(text) == tokens
     assert tokenize(text, remove_stopwords=True) == content
@@ -90,10 +98,14 @@ def test_vocabulary_round_trip_and_errors():
     v = build_vocab(CORPUS, "gru", threshold=2)
     again = Vocabulary.from_dict(json.loads(json.dumps(v.to_dict())))
     assert again == v and again.index("cat") == 4
-    for bad in [{"kind": "gru", "threshold": 2}, {"kind": "bow", "threshold": 2, "words": []},
-                {"kind": "gru", "threshold": 2, "words": ["cat"]},
-                {"kind": "bow_nsw", "threshold": 2, "words": ["a", "a"]},
-                {"kind": "bow_nsw", "threshold": "2", "words": []}, ["not", "a", "dict"]]:
+    for bad in [
+        {"kind": "gru", "threshold": 2},
+        {"kind": "bow", "threshold": 2, "words": []},
+        {"kind": "gru", "threshold": 2, "words": ["cat"]},
+        {"kind": "bow_nsw", "threshold": 2, "words": ["a", "a"]},
+        {"kind": "bow_nsw", "threshold": "2", "words": []},
+        ["not", "a", "dict"],
+    ]:
         with pytest.raises(InputError, match="vocab.json: vocabulary"):
             Vocabulary.from_dict(bad, source="vocab.json")
 
@@ -156,17 +168,23 @@ def test_word2vec_formats(tmp_path, fmt):
     np.testing.assert_array_equal(means[2], vecs[4])
 
 
-@pytest.mark.parametrize("content, problem, line", [
-    (b"dog 1 2 3\ncat 1 2\n", "2 numbers after the word, expected 3", 2),
-    (b"dog 1 2 3\ncat 1 x 3\n", "not a number", 2),
-    (b"2 3\ndog 1 2 3\ndog 1 2 3\n", "'dog' repeats", 3),
-    (b"3 3\ndog 1 2 3\ncat 1 2 3\n", "header says 3 words but the file has 2", 1),
-    (b"", "no word vectors", None),
-    (b"2 3\ndog " + np.zeros(3, "<f4").tobytes() + b"\ncat " + np.zeros(2, "<f4").tobytes(), "ends inside record 2",
-     None),
-    (b"1 3\ndog " + np.zeros(3, "<f4").tobytes() + b"\nextra", "bytes after the 1 records", None),
-    (b"\xff\xfe junk \x00", "not a word2vec file", None),
-])
+@pytest.mark.parametrize(
+    "content, problem, line",
+    [
+        (b"dog 1 2 3\ncat 1 2\n", "2 numbers after the word, expected 3", 2),
+        (b"dog 1 2 3\ncat 1 x 3\n", "not a number", 2),
+        (b"2 3\ndog 1 2 3\ndog 1 2 3\n", "'dog' repeats", 3),
+        (b"3 3\ndog 1 2 3\ncat 1 2 3\n", "header says 3 words but the file has 2", 1),
+        (b"", "no word vectors", None),
+        (
+            b"2 3\ndog " + np.zeros(3, "<f4").tobytes() + b"\ncat " + np.zeros(2, "<f4").tobytes(),
+            "ends inside record 2",
+            None,
+        ),
+        (b"1 3\ndog " + np.zeros(3, "<f4").tobytes() + b"\nextra", "bytes after the 1 records", None),
+        (b"\xff\xfe junk \x00", "not a word2vec file", None),
+    ],
+)
 def test_word2vec_malformed(tmp_path, content, problem, line):
     p = tmp_path / "w2v.txt"
     p.write_bytes(content)
@@ -186,6 +204,7 @@ def test_word2vec_missing(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 # GRU encoder
 
+
 def test_gru_encoder_parameter_count():
     enc = GruTextEncoder(3034)
     counts = {name: p.numel() for name, p in enc.named_parameters()}
@@ -202,7 +221,7 @@ def test_gru_encoder_mean_over_valid_steps():
     out = enc(ids, lengths)
     assert out.shape == (3, 6)
     for i, n in enumerate(lengths.tolist()):
-        states, _ = enc.gru(enc.embedding(ids[i:i + 1, :n]))
+        states, _ = enc.gru(enc.embedding(ids[i : i + 1, :n]))
         torch.testing.assert_close(out[i], states[0].mean(0))
     padded = torch.cat([ids, torch.zeros(3, 4, dtype=torch.long)], dim=1)
     torch.testing.assert_close(enc(padded, lengths), out)
@@ -278,8 +297,13 @@ def test_clip_tokenizer(bpe):
     assert tok.encode("x") == [256 + 0x78 - 0x21]
     assert tok.encode("cats") == [516, 0x74 - 0x21, 256 + 0x73 - 0x21]  # ca t s</w>
     # ftfy's repairs, which CLIP applies first
-    for messy, clean in [("it’s", "it's"), ("it&#8217;s", "it's"), ("\ufeffthe ｄｏｇ", "the dog"),
-                         ("\x1b[31mcat\x1b[0m", "cat"), ("a &amp;amp; ﬁ", "a & fi")]:
+    for messy, clean in [
+        ("it’s", "it's"),
+        ("it&#8217;s", "it's"),
+        ("\ufeffthe ｄｏｇ", "the dog"),
+        ("\x1b[31mcat\x1b[0m", "cat"),
+        ("a &amp;amp; ﬁ", "a & fi"),
+    ]:
         assert tok.encode(messy) == tok.encode(clean), messy
     ids = tok(["the dog", "", "x " * 100])
     assert ids.shape == (3, 77)
@@ -288,7 +312,9 @@ def test_clip_tokenizer(bpe):
     assert ids[2, 0] == 519 and ids[2, -1] != 520  # cut at 77 without re-appending the end token
 
 
-@pytest.mark.skipif(not os.environ.get("AVS_CLIP_BPE"), reason="set AVS_CLIP_BPE to CLIP's bpe_simple_vocab_16e6.txt.gz")
+@pytest.mark.skipif(
+    not os.environ.get("AVS_CLIP_BPE"), reason="set AVS_CLIP_BPE to CLIP's bpe_simple_vocab_16e6.txt.gz"
+)
 def test_clip_tokenizer_real_vocabulary():
     tok = ClipTokenizer(os.environ["AVS_CLIP_BPE"])
     assert tok.vocab_size == 49408
@@ -311,28 +337,49 @@ WIDTH, LAYERS, EMBED, VOCAB = 64, 2, 32, 530
 
 def clip_state(seed=0):
     g = torch.Generator().manual_seed(seed)
-    shapes = {"token_embedding.weight": (VOCAB, WIDTH), "positional_embedding": (77, WIDTH),
-              "ln_final.weight": (WIDTH,), "ln_final.bias": (WIDTH,), "text_projection": (WIDTH, EMBED)}
+    shapes = {
+        "token_embedding.weight": (VOCAB, WIDTH),
+        "positional_embedding": (77, WIDTH),
+        "ln_final.weight": (WIDTH,),
+        "ln_final.bias": (WIDTH,),
+        "text_projection": (WIDTH, EMBED),
+    }
     for i in range(LAYERS):
         b = f"transformer.resblocks.{i}."
-        shapes |= {b + "ln_1.weight": (WIDTH,), b + "ln_1.bias": (WIDTH,), b + "ln_2.weight": (WIDTH,),
-                   b + "ln_2.bias": (WIDTH,), b + "attn.in_proj_weight": (3 * WIDTH, WIDTH),
-                   b + "attn.in_proj_bias": (3 * WIDTH,), b + "attn.out_proj.weight": (WIDTH, WIDTH),
-                   b + "attn.out_proj.bias": (WIDTH,), b + "mlp.c_fc.weight": (4 * WIDTH, WIDTH),
-                   b + "mlp.c_fc.bias": (4 * WIDTH,), b + "mlp.c_proj.weight": (WIDTH, 4 * WIDTH),
-                   b + "mlp.c_proj.bias": (WIDTH,)}
-    state = {k: torch.randn(s, generator=g) * (0.02 if len(s) > 1 else 0.1) + (1.0 if "ln" in k and
-             k.endswith("weight") else 0.0) for k, s in shapes.items()}
+        shapes |= {
+            b + "ln_1.weight": (WIDTH,),
+            b + "ln_1.bias": (WIDTH,),
+            b + "ln_2.weight": (WIDTH,),
+            b + "ln_2.bias": (WIDTH,),
+            b + "attn.in_proj_weight": (3 * WIDTH, WIDTH),
+            b + "attn.in_proj_bias": (3 * WIDTH,),
+            b + "attn.out_proj.weight": (WIDTH, WIDTH),
+            b + "attn.out_proj.bias": (WIDTH,),
+            b + "mlp.c_fc.weight": (4 * WIDTH, WIDTH),
+            b + "mlp.c_fc.bias": (4 * WIDTH,),
+            b + "mlp.c_proj.weight": (WIDTH, 4 * WIDTH),
+            b + "mlp.c_proj.bias": (WIDTH,),
+        }
+    state = {
+        k: torch.randn(s, generator=g) * (0.02 if len(s) > 1 else 0.1)
+        + (1.0 if "ln" in k and k.endswith("weight") else 0.0)
+        for k, s in shapes.items()
+    }
     # the image tower and scalars of a full CLIP checkpoint are ignored
-    state |= {"visual.proj": torch.randn(8, EMBED, generator=g), "logit_scale": torch.tensor(4.6),
-              "visual.transformer.resblocks.0.ln_1.weight": torch.ones(8)}
+    state |= {
+        "visual.proj": torch.randn(8, EMBED, generator=g),
+        "logit_scale": torch.tensor(4.6),
+        "visual.transformer.resblocks.0.ln_1.weight": torch.ones(8),
+    }
     return state
 
 
 def reference_text_features(state, tokens, heads):
     """CLIP's text tower written out with plain tensor operations."""
+
     def ln(x, p):
         return torch.nn.functional.layer_norm(x, (WIDTH,), state[p + ".weight"], state[p + ".bias"])
+
     x = state["token_embedding.weight"][tokens] + state["positional_embedding"]
     n, t, _ = x.shape
     causal = torch.ones(t, t, dtype=torch.bool).triu(1)
@@ -411,13 +458,19 @@ def test_clip_checkpoint_errors(tmp_path, bpe):
 # --------------------------------------------------------------------------------------------------------
 # featurizer
 
+
 def test_text_featurizer(tmp_path, bpe):
     x, store, _ = precomputed_sources(tmp_path)
     vocabs = [build_vocab(CORPUS, "bow_nsw", threshold=2), build_vocab(CORPUS, "gru", threshold=2)]
     w2v = Word2Vec.load(write_w2v(tmp_path / "w2v", "text"))
     pre = {"clip": PrecomputedTextFeatures(store, "clip_ft"), "extra": PrecomputedTextFeatures(store, "other")}
-    specs = [TextFeatureSpec("gru", "gru"), TextFeatureSpec("bow", "bow", 3), TextFeatureSpec("w2v", "w2v", 3),
-             TextFeatureSpec("clip", "clip", 4), TextFeatureSpec("extra", "precomputed")]
+    specs = [
+        TextFeatureSpec("gru", "gru"),
+        TextFeatureSpec("bow", "bow", 3),
+        TextFeatureSpec("w2v", "w2v", 3),
+        TextFeatureSpec("clip", "clip", 4),
+        TextFeatureSpec("extra", "precomputed"),
+    ]
     f = TextFeaturizer(specs, vocabs, w2v=w2v, precomputed=pre)
     assert f.dims == {"gru": 9, "bow": 3, "w2v": 3, "clip": 4, "extra": 2}
     texts = ["the dog runs", "a cat"]
@@ -453,6 +506,7 @@ def test_text_featurizer_config_errors(tmp_path):
         TextFeaturizer([TextFeatureSpec("a", "bow"), TextFeatureSpec("b", "bow")])
     _, store, _ = precomputed_sources(tmp_path)
     with pytest.raises(InputError, match="configured as 512-d but has 4 dims") as e:
-        TextFeaturizer([TextFeatureSpec("clip", "clip", 512)],
-                       precomputed={"clip": PrecomputedTextFeatures(store, "clip_ft")})
+        TextFeaturizer(
+            [TextFeatureSpec("clip", "clip", 512)], precomputed={"clip": PrecomputedTextFeatures(store, "clip_ft")}
+        )
     assert e.value.path == str(store)

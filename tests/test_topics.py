@@ -1,24 +1,47 @@
 import json
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 from lxml import etree
 
-from avs import topics as T
 from avs.errors import InputError
-from conftest import REPO
+from avs.formats import topics as T
 
 TOPICS = REPO / "topics"
-SHIPPED = {"tv16": (501, 530, "2016", "IACC.3", "main"), "tv17": (531, 560, "2017", "IACC.3", "main"),
-           "tv18": (561, 590, "2018", "IACC.3", "main"), "tv19": (611, 640, "2019", "V3C1", "main"),
-           "tv20": (641, 660, "2020", "V3C1", "main"), "tv21": (661, 680, "2021", "V3C1", "main"),
-           "progress_2019_2021": (591, 610, "2019-2021", "V3C1", "progress"),
-           "tv22": (701, 730, "2022", "V3C2", "main")}
+SHIPPED = {
+    "tv16": (501, 530, "2016", "IACC.3", "main"),
+    "tv17": (531, 560, "2017", "IACC.3", "main"),
+    "tv18": (561, 590, "2018", "IACC.3", "main"),
+    "tv19": (611, 640, "2019", "V3C1", "main"),
+    "tv20": (641, 660, "2020", "V3C1", "main"),
+    "tv21": (661, 680, "2021", "V3C1", "main"),
+    "progress_2019_2021": (591, 610, "2019-2021", "V3C1", "progress"),
+    "tv22": (701, 730, "2022", "V3C2", "main"),
+}
 
 # Table 14 of the LAFF supplement: topic -> (object, person, action, location)
-TABLE14 = {641: "1001", 642: "1111", 643: "0110", 644: "1001", 645: "1100", 646: "1100", 647: "1110",
-           648: "1101", 649: "0110", 650: "0110", 651: "0110", 652: "0110", 653: "0110", 654: "0111",
-           655: "0111", 656: "1100", 657: "1101", 658: "1101", 659: "1001", 660: "1000"}
+TABLE14 = {
+    641: "1001",
+    642: "1111",
+    643: "0110",
+    644: "1001",
+    645: "1100",
+    646: "1100",
+    647: "1110",
+    648: "1101",
+    649: "0110",
+    650: "0110",
+    651: "0110",
+    652: "0110",
+    653: "0110",
+    654: "0111",
+    655: "0111",
+    656: "1100",
+    657: "1101",
+    658: "1101",
+    659: "1001",
+    660: "1000",
+}
 
 
 def write(tmp_path, name, content):
@@ -66,36 +89,42 @@ def test_eval_id_mapping():
 def test_plain_text_formats(tmp_path):
     p = write(tmp_path, "t.txt", "# comment\n641  an aerial view  \n\n642\ta person paddling kayak\n643 people\n")
     ts = T.read_topics(p)
-    assert [(t.num, t.text) for t in ts] == [(641, "an aerial view"), (642, "a person paddling kayak"),
-                                             (643, "people")]
+    assert [(t.num, t.text) for t in ts] == [(641, "an aerial view"), (642, "a person paddling kayak"), (643, "people")]
     assert ts[1].labels == frozenset({"object", "person", "action", "location"})
 
 
 def test_xml_2008_style_namespaces_encoding_doctype(tmp_path):
-    xml = ('<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE videoTopics SYSTEM "videoTopics.dtd">\n'
-           '<videoTopics xmlns="http://example.org/ns">\n'
-           '<videoTopic num="0221"><textDescription text="Find shots of a caf\xe9"/></videoTopic>\n'
-           '<videoTopic num="0222">  people   walking </videoTopic>\n</videoTopics>\n').encode("latin-1")
+    xml = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE videoTopics SYSTEM "videoTopics.dtd">\n'
+        '<videoTopics xmlns="http://example.org/ns">\n'
+        '<videoTopic num="0221"><textDescription text="Find shots of a caf\xe9"/></videoTopic>\n'
+        '<videoTopic num="0222">  people   walking </videoTopic>\n</videoTopics>\n'
+    ).encode("latin-1")
     ts = T.read_topics(write(tmp_path, "t.xml", xml), labels=False)
     assert [(t.num, t.text) for t in ts] == [(221, "Find shots of a café"), (222, "people walking")]
     assert ts.year is None
 
 
-@pytest.mark.parametrize("content,message", [
-    ("", "file is empty"),
-    ("  \n\n", "file is empty"),
-    ("641 a\n641 b\n", ":2: duplicate topic number 641 (first at line 1)"),
-    ("641 a\n642\n", ":2: topic 642 has empty text"),
-    ("64x a person\n", ":1: topic number '64x' is not numeric"),
-    ("<r><t num='1'>a</t><t num='1'>b</t></r>", ":1: duplicate topic number 1"),
-    ("<r><t num='1'><textDescription text=' '/></t></r>", "topic 1 has empty text"),
-    ("<r><t num='one'>a</t></r>", "<t>: topic number 'one' is not numeric"),
-    ("<r><x>no topics</x></r>", "no topics found"),
-    ("<r><t num='1'>a</t>", "not well-formed XML"),
-    ('<!DOCTYPE avsTopics SYSTEM "avs-topics.dtd"><avsTopics year="2020" collection="V9" task="main">'
-     '<videoTopic num="1"><textDescription text="a"/></videoTopic></avsTopics>',
-     "does not validate against avs-topics.dtd"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("", "file is empty"),
+        ("  \n\n", "file is empty"),
+        ("641 a\n641 b\n", ":2: duplicate topic number 641 (first at line 1)"),
+        ("641 a\n642\n", ":2: topic 642 has empty text"),
+        ("64x a person\n", ":1: topic number '64x' is not numeric"),
+        ("<r><t num='1'>a</t><t num='1'>b</t></r>", ":1: duplicate topic number 1"),
+        ("<r><t num='1'><textDescription text=' '/></t></r>", "topic 1 has empty text"),
+        ("<r><t num='one'>a</t></r>", "<t>: topic number 'one' is not numeric"),
+        ("<r><x>no topics</x></r>", "no topics found"),
+        ("<r><t num='1'>a</t>", "not well-formed XML"),
+        (
+            '<!DOCTYPE avsTopics SYSTEM "avs-topics.dtd"><avsTopics year="2020" collection="V9" task="main">'
+            '<videoTopic num="1"><textDescription text="a"/></videoTopic></avsTopics>',
+            "does not validate against avs-topics.dtd",
+        ),
+    ],
+)
 def test_rejections(tmp_path, content, message):
     p = write(tmp_path, "bad.txt", content)
     with pytest.raises(InputError) as e:
@@ -105,8 +134,7 @@ def test_rejections(tmp_path, content, message):
 
 def test_xxe_cannot_read_local_files(tmp_path):
     secret = write(tmp_path, "secret.txt", "TOP-SECRET")
-    xxe = (f'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>\n'
-           '<r><t num="1">&x;</t></r>')
+    xxe = f'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>\n<r><t num="1">&x;</t></r>'
     with pytest.raises(InputError, match="entity declarations are not allowed") as e:
         T.read_topics(write(tmp_path, "xxe.xml", xxe))
     assert "TOP-SECRET" not in str(e.value)
@@ -151,8 +179,9 @@ def test_convert_needs_origin_for_unknown_numbers(tmp_path, run_cli):
     r = run_cli("topics", "convert", src, tmp_path / "o.xml")
     assert r.exit_code == 2 and "give --year --collection --task" in r.stderr
     assert not (tmp_path / "o.xml").exists()
-    r = run_cli("topics", "convert", src, tmp_path / "o.xml", "--year", "2023", "--collection", "V3C2",
-                "--task", "main")
+    r = run_cli(
+        "topics", "convert", src, tmp_path / "o.xml", "--year", "2023", "--collection", "V3C2", "--task", "main"
+    )
     assert r.exit_code == 0 and T.read_topics(tmp_path / "o.xml").year == "2023"
 
 
@@ -177,5 +206,6 @@ def test_show_json_and_table(run_cli):
 def test_unlabelled_topics_show_unknown(tmp_path, run_cli):
     src = write(tmp_path, "t.txt", "9001 something\n")
     data = json.loads(run_cli("topics", "show", src, "--format", "json").stdout)
-    assert data == [{"num": 9001, "text": "something", "object": None, "person": None, "action": None,
-                     "location": None}]
+    assert data == [
+        {"num": 9001, "text": "something", "object": None, "person": None, "action": None, "location": None}
+    ]

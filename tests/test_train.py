@@ -10,11 +10,11 @@ import torch
 
 from avs.errors import InputError
 from avs.models import TextFeature, VideoFeature, load_config, load_model, save_model
-from avs.train import evaluate_retrieval, open_data, score_captions, train
-
+from avs.train.loop import evaluate_retrieval, open_data, score_captions, train
 
 # ---------------------------------------------------------------------------------------------------------
 # synthetic collections in RUC's layout
+
 
 def write_bigfile(folder: Path, ids, arr) -> None:
     folder.mkdir(parents=True)
@@ -42,8 +42,13 @@ def small_config(video=("f1",), text=(("bow", "bow"),), **kw):
     base = load_config("laff")
     opts = dict(space_dim=32, heads=2, gru_hidden=32, gru_embed=16, dropout=0.0)
     opts.update(kw)
-    return replace(base, name="tiny", video=tuple(VideoFeature(n) for n in video),
-                   text=tuple(TextFeature(n, k) for n, k in text), **opts)
+    return replace(
+        base,
+        name="tiny",
+        video=tuple(VideoFeature(n) for n in video),
+        text=tuple(TextFeature(n, k) for n, k in text),
+        **opts,
+    )
 
 
 def identity_data(root: Path, name: str, n_videos=16, seed=0) -> Path:
@@ -59,8 +64,18 @@ def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fitted")
     data = identity_data(tmp, "idtrain")
     cfg = small_config()
-    res = train(cfg, open_data(data, cfg), open_data(data, cfg), tmp / "model", epochs=12, batch_size=16, lr=3e-3,
-                vocab_threshold=1, patience=12, progress=False)
+    res = train(
+        cfg,
+        open_data(data, cfg),
+        open_data(data, cfg),
+        tmp / "model",
+        epochs=12,
+        batch_size=16,
+        lr=3e-3,
+        vocab_threshold=1,
+        patience=12,
+        progress=False,
+    )
     return res, data
 
 
@@ -73,7 +88,7 @@ def test_fits_a_small_dataset(fitted):
     assert [r["epoch"] for r in log] == list(range(1, res.epochs_run + 1))
     assert {"loss", "lr", "val_mir", "val_r1", "seconds", "best"} <= set(log[0])
     assert log[-1]["loss"] < log[0]["loss"]
-    assert not Path(str(res.model_dir) + ".training").exists()   # training state removed once done
+    assert not Path(str(res.model_dir) + ".training").exists()  # training state removed once done
 
 
 def test_checkpoint_round_trip(fitted, tmp_path):
@@ -86,7 +101,7 @@ def test_checkpoint_round_trip(fitted, tmp_path):
     # save -> load gives identical scores
     save_model(loaded.model, tmp_path / "copy", loaded.vocabs, loaded.meta)
     again = load_model(tmp_path / "copy")
-    from avs.text import TextFeaturizer, TextFeatureSpec
+    from avs.features.featurize import TextFeatureSpec, TextFeaturizer
 
     feat = TextFeaturizer([TextFeatureSpec("bow", "bow")], loaded.vocabs)
     d = open_data(data, loaded.config)
@@ -107,14 +122,31 @@ def test_cli_train_and_eval(tmp_path, run_cli, fitted):
     assert json.loads(r.output)["v2t"]["queries"] == 16
 
     cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text('fusion = "laff"\nspace_dim = 32\nheads = 2\n[[video]]\nname = "f1"\n'
-                        '[[text]]\nname = "bow"\nkind = "bow"\n')
-    args = ["train", "--config", cfg_path, "--train", data, "--val", data, "--out", tmp_path / "m",
-            "--epochs", "2", "--batch-size", "16", "--vocab-threshold", "1", "--quiet"]
+    cfg_path.write_text(
+        'fusion = "laff"\nspace_dim = 32\nheads = 2\n[[video]]\nname = "f1"\n[[text]]\nname = "bow"\nkind = "bow"\n'
+    )
+    args = [
+        "train",
+        "--config",
+        cfg_path,
+        "--train",
+        data,
+        "--val",
+        data,
+        "--out",
+        tmp_path / "m",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--vocab-threshold",
+        "1",
+        "--quiet",
+    ]
     r = run_cli(*args)
     assert r.exit_code == 0, r.output
     assert "best epoch" in r.output and (tmp_path / "m" / "weights.pt").exists()
-    r = run_cli(*args)                                  # exists: refused without --force
+    r = run_cli(*args)  # exists: refused without --force
     assert r.exit_code == 2 and "already exists" in r.output
     r = run_cli(*args, "--force")
     assert r.exit_code == 0, r.output
@@ -136,6 +168,7 @@ def test_user_mistakes_are_input_errors(tmp_path, run_cli):
 
 # ---------------------------------------------------------------------------------------------------------
 # determinism and resuming
+
 
 def _gru_setup(tmp_path):
     """bow + w2v + GRU (embeddings initialised from a tiny text word2vec) on the identity data."""
@@ -182,9 +215,9 @@ def test_resume_after_interruption_reproduces_the_run(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(cfg, data, w2v, out, mask_same_video=True, on_epoch=interrupt)
     assert not out.exists() and (tmp_path / "resumed.training" / "checkpoint.pt").exists()
-    with pytest.raises(InputError, match="--resume"):              # neither resumed nor forced
+    with pytest.raises(InputError, match="--resume"):  # neither resumed nor forced
         _run(cfg, data, w2v, out, mask_same_video=True)
-    with pytest.raises(InputError, match="mask_same_video"):       # other settings than the checkpoint's
+    with pytest.raises(InputError, match="mask_same_video"):  # other settings than the checkpoint's
         _run(cfg, data, w2v, out, resume=True)
     res = _run(cfg, data, w2v, out, mask_same_video=True, resume=True)
     a, b = _weights(full.model_dir), _weights(res.model_dir)
@@ -195,6 +228,7 @@ def test_resume_after_interruption_reproduces_the_run(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # bad checkpoints and mismatched features
+
 
 class _Evil:
     def __reduce__(self):
@@ -240,8 +274,15 @@ def test_bad_checkpoints_fail_cleanly(fitted, tmp_path, monkeypatch):
     work.mkdir()
     torch.save({"format": "avs-train-checkpoint", "x": _Evil()}, work / "checkpoint.pt")
     with pytest.raises(InputError, match="safely"):
-        train(cfg, open_data(data, cfg), open_data(data, cfg), tmp_path / "m", resume=True, vocab_threshold=1,
-              progress=False)
+        train(
+            cfg,
+            open_data(data, cfg),
+            open_data(data, cfg),
+            tmp_path / "m",
+            resume=True,
+            vocab_threshold=1,
+            progress=False,
+        )
     assert not marker.exists()
 
 
@@ -259,6 +300,7 @@ def test_mismatched_features_fail_cleanly(fitted, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # LAFF finds the informative feature
+
 
 def _concept_data(root: Path, name: str, n_videos: int, seed: int, concepts: np.ndarray) -> Path:
     """Each video shows 2 of the concepts; its captions name them. Feature ``sig`` is the sum of the two
@@ -285,16 +327,27 @@ def test_laff_attends_to_the_informative_feature_and_beats_averaging(tmp_path):
     results = {}
     for fusion in ("laff", "attention_free"):
         cfg = small_config(video=video, fusion=fusion, heads=2 if fusion == "laff" else 1, dropout=0.2, space_dim=64)
-        res = train(cfg, open_data(tr, cfg), open_data(va, cfg), tmp_path / fusion, epochs=30, batch_size=32,
-                    lr=2e-3, vocab_threshold=1, patience=30, progress=False)
+        res = train(
+            cfg,
+            open_data(tr, cfg),
+            open_data(va, cfg),
+            tmp_path / fusion,
+            epochs=30,
+            batch_size=32,
+            lr=2e-3,
+            vocab_threshold=1,
+            patience=30,
+            progress=False,
+        )
         results[fusion] = evaluate_retrieval(res.model_dir, te)["t2v"]
         if fusion == "laff":
             loaded = load_model(res.model_dir)
             d = open_data(te, loaded.config)
             with torch.no_grad():
-                _, weights = loaded.model.encode_video({n: torch.from_numpy(d.dataset.vectors(n)) for n in video},
-                                                       return_weights=True)
-            mean = weights.mean(dim=(0, 1))                         # over videos and heads
+                _, weights = loaded.model.encode_video(
+                    {n: torch.from_numpy(d.dataset.vectors(n)) for n in video}, return_weights=True
+                )
+            mean = weights.mean(dim=(0, 1))  # over videos and heads
             assert mean[0] > 0.5, mean
             assert int(mean.argmax()) == 0
     assert results["laff"]["mir"] > results["attention_free"]["mir"], results

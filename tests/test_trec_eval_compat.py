@@ -5,16 +5,15 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import SAMPLE_EVAL, TV21_QRELS
+
 from trec_eval_compat import InputError
 from trec_eval_compat.evaluate import Qrels, evaluate, format_sample_eval, parse_cutoffs
-from trec_eval_compat.xinfap import AVS_CUTOFFS, CUTOFFS_2012
 from trec_eval_compat.io import read_qrels, read_run
+from trec_eval_compat.xinfap import AVS_CUTOFFS, CUTOFFS_2012
 
 TV21_RUNS = ["run1_mixed", "run2_relfirst", "run3_ties", "run4_rankcol_reversed", "run5_edgecases"]
-SMALL = [("tiny", "tiny"), ("tiny2", "tiny2"), ("fuzz101", "fuzz101"), ("fuzz202", "fuzz202"),
-         ("fuzz303", "fuzz303")]
+SMALL = [("tiny", "tiny"), ("tiny2", "tiny2"), ("fuzz101", "fuzz101"), ("fuzz202", "fuzz202"), ("fuzz303", "fuzz303")]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,22 @@ def test_small_cases_byte_identical(qrels, run, cutoffs, script):
 def test_avs_cutoffs_are_the_default(tv21):
     ev = evaluate(tv21, SAMPLE_EVAL / "run1_mixed.txt.gz")
     assert ev.cutoffs == (5, 10, 15, 20, 30, 100, 200, 500, 1000)
-    assert list(ev.per_topic.columns) == ["infAP", "infNDCG", "iP5", "iP10", "iP15", "iP20", "iP30", "iP100",
-                                          "iP200", "iP500", "iP1000", "inum_rel_ret", "inum_rel", "num_ret"]
+    assert list(ev.per_topic.columns) == [
+        "infAP",
+        "infNDCG",
+        "iP5",
+        "iP10",
+        "iP15",
+        "iP20",
+        "iP30",
+        "iP100",
+        "iP200",
+        "iP500",
+        "iP1000",
+        "inum_rel_ret",
+        "inum_rel",
+        "num_ret",
+    ]
     assert round(ev.aggregate["iP5"], 4) == 0.1483 and round(ev.aggregate["iP30"], 4) == 0.1270
 
 
@@ -66,8 +79,12 @@ def test_any_cutoff_list(tv21):
 def test_headline_numbers(tv21):
     means = {r: evaluate(tv21, SAMPLE_EVAL / f"{r}.txt.gz").aggregate["infAP"] for r in TV21_RUNS}
     assert {r: round(v, 4) for r, v in means.items()} == {
-        "run1_mixed": 0.0219, "run2_relfirst": 1.1086, "run3_ties": 0.0233, "run4_rankcol_reversed": 0.0219,
-        "run5_edgecases": 0.0313}
+        "run1_mixed": 0.0219,
+        "run2_relfirst": 1.1086,
+        "run3_ties": 0.0233,
+        "run4_rankcol_reversed": 0.0219,
+        "run5_edgecases": 0.0313,
+    }
 
 
 def test_inferred_num_rel_per_topic(tv21):
@@ -106,11 +123,14 @@ def test_strict_mode_averages_over_all_qrels_topics(tmp_path):
     assert strict.missing_topics == ["2"] and strict.per_topic.loc["2", "infAP"] == 0.0
 
 
-@pytest.mark.parametrize("run_text,message", [
-    ("1 Q0 a 1 2 t\n1 Q0 a 2 1 t\n", ":2: topic 1: shot a appears twice (strict mode)"),
-    ("".join(f"1 Q0 s{i} {i} {-i} t\n" for i in range(1001)), "topic 1: 1001 results, more than 1000"),
-    ("1 Q0 a 1 2 t\n7 Q0 a 1 2 t\n", "1 run topic(s) not in the qrels"),
-])
+@pytest.mark.parametrize(
+    "run_text,message",
+    [
+        ("1 Q0 a 1 2 t\n1 Q0 a 2 1 t\n", ":2: topic 1: shot a appears twice (strict mode)"),
+        ("".join(f"1 Q0 s{i} {i} {-i} t\n" for i in range(1001)), "topic 1: 1001 results, more than 1000"),
+        ("1 Q0 a 1 2 t\n7 Q0 a 1 2 t\n", "1 run topic(s) not in the qrels"),
+    ],
+)
 def test_strict_rejections(tmp_path, run_text, message):
     (tmp_path / "q").write_text("1 0 a 1 1\n")
     (tmp_path / "r").write_text(run_text)
@@ -119,20 +139,23 @@ def test_strict_rejections(tmp_path, run_text, message):
     evaluate(tmp_path / "q", tmp_path / "r")  # compat mode accepts the same file
 
 
-@pytest.mark.parametrize("reader,text,message", [
-    (read_qrels, "1 0 a 1\n1 0 b 1 0\n", ":2: expected 4 columns like line 1, found 5"),
-    (read_qrels, "1 0 a 1 1 x\n", ":1: expected 5 columns (topic iter shot stratum judgment) or 4"),
-    (read_qrels, "1 0 a 1 yes\n", ":1: judgment 'yes' is not an integer"),
-    (read_qrels, "1 0 a 1 -2\n", ":1: unknown judgment -2"),
-    (read_qrels, "1 0 a 1 0.5\n", ":1: judgment '0.5' is not an integer"),
-    (read_qrels, "", "no qrels (empty file)"),
-    (read_qrels, "\n\n", "no qrels (empty file)"),
-    (read_run, "1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
-    (read_run, "1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
-    (read_run, "1 Q0 a 1 1_000 t\n", ":1: score '1_000' is not a number"),
-    (read_run, "1 Q0 a 1 nan t\n", ":1: score is NaN"),
-    (read_run, "", "no run lines (empty file)"),
-])
+@pytest.mark.parametrize(
+    "reader,text,message",
+    [
+        (read_qrels, "1 0 a 1\n1 0 b 1 0\n", ":2: expected 4 columns like line 1, found 5"),
+        (read_qrels, "1 0 a 1 1 x\n", ":1: expected 5 columns (topic iter shot stratum judgment) or 4"),
+        (read_qrels, "1 0 a 1 yes\n", ":1: judgment 'yes' is not an integer"),
+        (read_qrels, "1 0 a 1 -2\n", ":1: unknown judgment -2"),
+        (read_qrels, "1 0 a 1 0.5\n", ":1: judgment '0.5' is not an integer"),
+        (read_qrels, "", "no qrels (empty file)"),
+        (read_qrels, "\n\n", "no qrels (empty file)"),
+        (read_run, "1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
+        (read_run, "1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
+        (read_run, "1 Q0 a 1 1_000 t\n", ":1: score '1_000' is not a number"),
+        (read_run, "1 Q0 a 1 nan t\n", ":1: score is NaN"),
+        (read_run, "", "no run lines (empty file)"),
+    ],
+)
 def test_malformed_files(tmp_path, reader, text, message):
     p = tmp_path / "f"
     p.write_text(text)

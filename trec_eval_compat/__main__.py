@@ -21,19 +21,29 @@ from .ids import DEFAULT_PREFIX
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trec_eval_compat", description=__doc__.split("\n\n")[0])
     ap.add_argument("-q", action="store_true", help="print the per-topic lines too")
-    ap.add_argument("--strict", action="store_true",
-                    help="refuse duplicates, >1000 results and unknown topics; average over all qrels topics")
-    ap.add_argument("--topic-prefix", default=DEFAULT_PREFIX,
-                    help="prefix turning an XML run's tNum into the qrels topic id (default: %(default)s)")
-    ap.add_argument("--cutoffs", default="avs",
-                    help="iP ranks: avs (default; NIST's AVS script), 2012 (the generic script) or a list 5,10,100")
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse duplicates, >1000 results and unknown topics; average over all qrels topics",
+    )
+    ap.add_argument(
+        "--topic-prefix",
+        default=DEFAULT_PREFIX,
+        help="prefix turning an XML run's tNum into the qrels topic id (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--cutoffs",
+        default="avs",
+        help="iP ranks: avs (default; NIST's AVS script), 2012 (the generic script) or a list 5,10,100",
+    )
     ap.add_argument("qrels")
     ap.add_argument("run", help="TREC 6-column run or NIST run XML (.gz accepted)")
     args = ap.parse_args(argv)
     try:
         cutoffs = parse_cutoffs(args.cutoffs)
-        ev = evaluate(args.qrels, load_run(args.run, args.topic_prefix), strict=args.strict, run_path=args.run,
-                      cutoffs=cutoffs)
+        ev = evaluate(
+            args.qrels, load_run(args.run, args.topic_prefix), strict=args.strict, run_path=args.run, cutoffs=cutoffs
+        )
         sys.stdout.write(format_sample_eval(ev, per_query=args.q))
     except InputError as e:
         print(f"trec_eval_compat: error: {e}", file=sys.stderr)
@@ -42,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print("trec_eval_compat: interrupted", file=sys.stderr)
         return 130
     if ev.mode == "strict" and ev.missing_topics:
-        print(f"trec_eval_compat: strict: {len(ev.missing_topics)} qrels topic(s) missing from the run scored 0",
-              file=sys.stderr)
+        print(
+            f"trec_eval_compat: strict: {len(ev.missing_topics)} qrels topic(s) missing from the run scored 0",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -10,14 +10,23 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
 from .io import Qrel, RunColumns, RunLine, looks_like_xml, read_qrels, read_run_columns
 from .qrels import TopicQrels, build_qrels
-from .xinfap import (AVS_CUTOFFS, CUTOFFS_2012, MAX_RESULTS, RECALL_POINTS, TopicResult, evaluate_topic,
-                     ideal_dcg, interpolated_precision)
+from .xinfap import (
+    AVS_CUTOFFS,
+    CUTOFFS_2012,
+    MAX_RESULTS,
+    RECALL_POINTS,
+    TopicResult,
+    evaluate_topic,
+    ideal_dcg,
+    interpolated_precision,
+)
 
 RECALL_LABELS = tuple(f"iprec@rec{x:4.2f}" for x in RECALL_POINTS)
 CUTOFF_SETS = {"avs": AVS_CUTOFFS, "2012": CUTOFFS_2012}
@@ -108,8 +117,11 @@ def group_run(run: RunColumns, strict: bool = False) -> dict[str, tuple[list[str
         repeat = np.ones(len(run), bool)
         repeat[first] = False
         row = int(np.flatnonzero(repeat)[0])
-        raise InputError(run.path, f"topic {run.topics[run.topic[row]]}: shot {run.shots([row])[0]} appears twice "
-                                   f"(strict mode)", line=int(run.line[row]))
+        raise InputError(
+            run.path,
+            f"topic {run.topics[run.topic[row]]}: shot {run.shots([row])[0]} appears twice (strict mode)",
+            line=int(run.line[row]),
+        )
     n_lines = np.bincount(run.topic, minlength=len(run.topics))
     if strict:
         for code, t in enumerate(run.topics):
@@ -135,8 +147,11 @@ def _last_rows(run: RunColumns) -> tuple[np.ndarray, np.ndarray]:
         a, b = order[:-1][sorted_key[1:] == sorted_key[:-1]], order[1:][sorted_key[1:] == sorted_key[:-1]]
         if ((run.shot[a] != run.shot[b]) | (run.topic[a] != run.topic[b])).any():
             pairs: dict[tuple, int] = {}
-            key = np.fromiter((pairs.setdefault(p, len(pairs)) for p in zip(run.topic.tolist(), run.shot.tolist())),
-                              np.int64, len(run))
+            key = np.fromiter(
+                (pairs.setdefault(p, len(pairs)) for p in zip(run.topic.tolist(), run.shot.tolist())),
+                np.int64,
+                len(run),
+            )
             order = np.argsort(key)
             sorted_key = key[order]
             starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
@@ -144,8 +159,13 @@ def _last_rows(run: RunColumns) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum.reduceat(order, starts), np.minimum.reduceat(order, starts)
 
 
-def evaluate(qrels: Qrels | str | os.PathLike, run: RunColumns | list[RunLine] | str | os.PathLike,
-             strict: bool = False, run_path: str | None = None, cutoffs: tuple[int, ...] = AVS_CUTOFFS) -> Evaluation:
+def evaluate(
+    qrels: Qrels | str | os.PathLike,
+    run: RunColumns | list[RunLine] | str | os.PathLike,
+    strict: bool = False,
+    run_path: str | None = None,
+    cutoffs: tuple[int, ...] = AVS_CUTOFFS,
+) -> Evaluation:
     """Evaluate ``run`` (columns, lines or a TREC run file) against ``qrels`` (prepared or a path); iP at
     ``cutoffs``."""
     if not isinstance(qrels, Qrels):
@@ -158,12 +178,17 @@ def evaluate(qrels: Qrels | str | os.PathLike, run: RunColumns | list[RunLine] |
     grouped = group_run(run, strict)
     ignored = sorted((t for t in grouped if t not in qrels.topics), key=_numeric_key)
     if strict and ignored:
-        raise InputError(run_path, f"{len(ignored)} run topic(s) not in the qrels {qrels.path or ''}: "
-                                   f"{', '.join(ignored[:5])} (strict mode)")
+        raise InputError(
+            run_path,
+            f"{len(ignored)} run topic(s) not in the qrels {qrels.path or ''}: {', '.join(ignored[:5])} (strict mode)",
+        )
     evaluated = sorted((t for t in grouped if t in qrels.topics), key=_numeric_key)
     if not evaluated:
-        raise InputError(run_path, f"no run topic is in the qrels {qrels.path or ''}".rstrip()
-                                   + f" (run topics: {', '.join(sorted(grouped, key=_numeric_key)[:5])})")
+        raise InputError(
+            run_path,
+            f"no run topic is in the qrels {qrels.path or ''}".rstrip()
+            + f" (run topics: {', '.join(sorted(grouped, key=_numeric_key)[:5])})",
+        )
     results: dict[str, TopicResult] = {}
     for t in evaluated:
         ranked, n_lines = grouped[t]
@@ -172,20 +197,32 @@ def evaluate(qrels: Qrels | str | os.PathLike, run: RunColumns | list[RunLine] |
     columns = per_topic_measures(cutoffs)
     n_ip = len(columns) - 5
     per_topic = pd.DataFrame(
-        [[r.infAP, r.infNDCG, *dict(zip(cutoffs, r.iP)).values(), r.inum_rel_ret, r.inum_rel, r.num_ret]
-         for r in results.values()],
-        index=pd.Index(list(results), name="topic"), columns=columns)
+        [
+            [r.infAP, r.infNDCG, *dict(zip(cutoffs, r.iP)).values(), r.inum_rel_ret, r.inum_rel, r.num_ret]
+            for r in results.values()
+        ],
+        index=pd.Index(list(results), name="topic"),
+        columns=columns,
+    )
     if strict:
         for t in missing:
             per_topic.loc[t] = [0.0, 0.0, *[0.0] * n_ip, 0.0, qrels.topics[t].num_rel, 0]
         per_topic = per_topic.loc[sorted(per_topic.index, key=_numeric_key)]
     per_topic["num_ret"] = per_topic["num_ret"].astype(int)
-    return Evaluation(per_topic, _aggregate(qrels, results, len(per_topic), cutoffs), "strict" if strict else "compat",
-                      missing, ignored, run_name=run_path, cutoffs=tuple(cutoffs))
+    return Evaluation(
+        per_topic,
+        _aggregate(qrels, results, len(per_topic), cutoffs),
+        "strict" if strict else "compat",
+        missing,
+        ignored,
+        run_name=run_path,
+        cutoffs=tuple(cutoffs),
+    )
 
 
-def _aggregate(qrels: Qrels, results: dict[str, TopicResult], n_topics: int,
-               cutoffs: tuple[int, ...]) -> dict[str, float]:
+def _aggregate(
+    qrels: Qrels, results: dict[str, TopicResult], n_topics: int, cutoffs: tuple[int, ...]
+) -> dict[str, float]:
     """The ``all`` lines, summed in the script's orders (numeric topic order for most sums, string order
     for the recall points and for ``inum_rel``) and divided by ``n_topics``."""
     sum_ap = sum_ndcg = sum_rel_ret = 0.0

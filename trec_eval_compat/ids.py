@@ -16,7 +16,7 @@ def eval_topic_id(num: int | str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def nist_topic_num(topic_id: str, prefix: str = DEFAULT_PREFIX) -> int:
     """Evaluation id (``"1661"``) -> NIST topic number (``661``); ``ValueError`` if it lacks the prefix."""
-    rest = topic_id[len(prefix):]
+    rest = topic_id[len(prefix) :]
     if not topic_id.startswith(prefix) or not (rest.isascii() and rest.isdigit()):  # int() reads other digits too
         raise ValueError(f"topic id {topic_id!r} is not {prefix!r} followed by a topic number")
     return int(rest)

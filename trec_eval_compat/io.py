@@ -68,8 +68,10 @@ class _BoundedGunzip(io.RawIOBase):
         n = self._gz.readinto(buf)
         self._given += n
         if self._given > self._limit:
-            raise InputError(self._path, f"gzip data expands past {self._limit:,} bytes, {self._why}: "
-                                         f"refused as a decompression bomb")
+            raise InputError(
+                self._path,
+                f"gzip data expands past {self._limit:,} bytes, {self._why}: refused as a decompression bomb",
+            )
         return n
 
     def close(self) -> None:
@@ -170,21 +172,33 @@ def read_qrels(path: str | os.PathLike) -> list[Qrel]:
     for n, toks in iter_lines(path):
         if width is None:
             if len(toks) not in (4, 5):
-                raise InputError(path, f"expected 5 columns (topic iter shot stratum judgment) or 4 "
-                                       f"(topic iter shot judgment), found {len(toks)}", line=n)
+                raise InputError(
+                    path,
+                    f"expected 5 columns (topic iter shot stratum judgment) or 4 "
+                    f"(topic iter shot judgment), found {len(toks)}",
+                    line=n,
+                )
             width = len(toks)
         elif len(toks) != width:
             raise InputError(path, f"expected {width} columns like line 1, found {len(toks)}", line=n)
         judgment = _int(toks[-1], path, n, "judgment")
         if judgment < -1:
-            raise InputError(path, f"unknown judgment {judgment} (use -1 unsampled, 0 non-relevant, "
-                                   f">0 relevant)", line=n)
+            raise InputError(
+                path, f"unknown judgment {judgment} (use -1 unsampled, 0 non-relevant, >0 relevant)", line=n
+            )
         if judgment > 0 and toks[-1] != str(judgment):
-            raise InputError(path, f"judgment {toks[-1]!r}: write it {judgment} (sample_eval.pl keys grades "
-                                   f"by their spelling, so {toks[-1]!r} would be another grade)", line=n)
+            raise InputError(
+                path,
+                f"judgment {toks[-1]!r}: write it {judgment} (sample_eval.pl keys grades "
+                f"by their spelling, so {toks[-1]!r} would be another grade)",
+                line=n,
+            )
         if _PERL_INF_NAN.match(toks[0]):
-            raise InputError(path, f"topic id {toks[0]!r} reads as Inf or NaN in sample_eval.pl's "
-                                   f"numeric topic order: not a topic id", line=n)
+            raise InputError(
+                path,
+                f"topic id {toks[0]!r} reads as Inf or NaN in sample_eval.pl's numeric topic order: not a topic id",
+                line=n,
+            )
         out.append(Qrel(toks[0], toks[2], toks[3] if width == 5 else "1", judgment))
     if not out:
         raise InputError(path, "no qrels (empty file)")
@@ -194,8 +208,7 @@ def read_qrels(path: str | os.PathLike) -> list[Qrel]:
 def _checked_run_lines(lines: Iterable[tuple[int, list[str]]], path) -> Iterator[tuple[int, list[str], float]]:
     for n, toks in lines:
         if len(toks) != 6:
-            raise InputError(path, f"expected 6 columns (topic Q0 shot rank score tag), found {len(toks)}",
-                             line=n)
+            raise InputError(path, f"expected 6 columns (topic Q0 shot rank score tag), found {len(toks)}", line=n)
         raw = toks[4]
         try:
             score = float(raw)
@@ -250,8 +263,12 @@ class RunColumns:
         rows = iter(records)
         while batch := list(itertools.islice(rows, 1 << 16)):
             topics, shots, scores, lines = zip(*batch)
-            build.add(_fixed(topics), _fixed([s.encode() for s in shots]), np.array(scores, np.float64),
-                      np.array(lines, np.int64))
+            build.add(
+                _fixed(topics),
+                _fixed([s.encode() for s in shots]),
+                np.array(scores, np.float64),
+                np.array(lines, np.int64),
+            )
         return build.finish(path)
 
     def shots(self, rows: np.ndarray) -> list[str]:
@@ -261,8 +278,9 @@ class RunColumns:
         """``rows`` (default: all, in file order) split by topic, one array per entry of ``topics``."""
         rows = np.arange(len(self)) if rows is None else rows
         codes = self.topic[rows]
-        return np.split(rows[np.argsort(codes, kind="stable")],
-                        np.cumsum(np.bincount(codes, minlength=len(self.topics)))[:-1])
+        return np.split(
+            rows[np.argsort(codes, kind="stable")], np.cumsum(np.bincount(codes, minlength=len(self.topics)))[:-1]
+        )
 
 
 class _ColumnBuilder:
@@ -275,8 +293,10 @@ class _ColumnBuilder:
     def add(self, topics: np.ndarray, shots: np.ndarray, scores: np.ndarray, lines: np.ndarray) -> None:
         # Runs list a topic's lines together, so coding each stretch of equal ids is enough work.
         starts = np.r_[0, np.flatnonzero(topics[1:] != topics[:-1]) + 1]
-        codes = [self.codes.setdefault(v if isinstance(v, str) else v.decode(), len(self.codes))
-                 for v in topics[starts].tolist()]
+        codes = [
+            self.codes.setdefault(v if isinstance(v, str) else v.decode(), len(self.codes))
+            for v in topics[starts].tolist()
+        ]
         code = np.repeat(np.array(codes, np.int32), np.diff(np.r_[starts, len(topics)]))
         key = _hash(shots) ^ (code.astype(np.uint64) * np.uint64(_MIX))
         self.parts.append((code, shots, scores, lines, key))
@@ -373,8 +393,12 @@ def _fast_run_block(block: bytes, first: int):
         return None
     if np.isnan(scores).any():
         return None
-    return (_column(u, starts[0::6], ends[0::6]), _column(u, starts[2::6], ends[2::6]), scores,
-            first + np.flatnonzero(per_line))
+    return (
+        _column(u, starts[0::6], ends[0::6]),
+        _column(u, starts[2::6], ends[2::6]),
+        scores,
+        first + np.flatnonzero(per_line),
+    )
 
 
 def read_run_columns(path: str | os.PathLike) -> RunColumns:
@@ -387,7 +411,11 @@ def read_run_columns(path: str | os.PathLike) -> RunColumns:
             rows = list(_checked_run_lines(_block_lines(block, first, path), path))
             if not rows:
                 continue
-            cols = (_fixed([t[0] for _, t, _ in rows]), _fixed([t[2].encode() for _, t, _ in rows]),
-                    np.array([s for _, _, s in rows], np.float64), np.array([n for n, _, _ in rows], np.int64))
+            cols = (
+                _fixed([t[0] for _, t, _ in rows]),
+                _fixed([t[2].encode() for _, t, _ in rows]),
+                np.array([s for _, _, s in rows], np.float64),
+                np.array([n for n, _, _ in rows], np.int64),
+            )
         build.add(*cols)
     return build.finish(path)

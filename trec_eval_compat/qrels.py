@@ -17,8 +17,8 @@ class TopicQrels:
 
     topic: str
     shots: dict[str, tuple[str, int]] = field(default_factory=dict)
-    pooled: dict[str, int] = field(default_factory=dict)    # N_c: rows per stratum
-    sampled: dict[str, int] = field(default_factory=dict)   # n_c: rows with judgment >= 0
+    pooled: dict[str, int] = field(default_factory=dict)  # N_c: rows per stratum
+    sampled: dict[str, int] = field(default_factory=dict)  # n_c: rows with judgment >= 0
     relevant: dict[str, int] = field(default_factory=dict)  # r_c: rows with judgment > 0
     grades: dict[str, dict[int, int]] = field(default_factory=dict)  # stratum -> grade -> rows
 

@@ -131,8 +131,7 @@ def _start_root(run: XmlRun, el, name: str) -> None:
     run.doctype = info.doctype or ""
     run.system_url = info.system_url
     if name != ROOT:
-        raise InputError(run.path, f"root element is <{name}>, not <{ROOT}>: not an AVS run file",
-                         line=el.sourceline)
+        raise InputError(run.path, f"root element is <{name}>, not <{ROOT}>: not an AVS run file", line=el.sourceline)
 
 
 def _start(run: XmlRun, el, name: str) -> None:

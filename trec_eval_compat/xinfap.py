@@ -36,11 +36,11 @@ class TopicResult:
 
     infAP: float
     infNDCG: float
-    iP: tuple[float, ...]      # one per cutoff asked for
+    iP: tuple[float, ...]  # one per cutoff asked for
     inum_rel_ret: float
     inum_rel: float
-    num_ret: int               # run lines for the topic, duplicates and lines past 1000 included
-    num_evaluated: int         # distinct shots evaluated (at most 1000)
+    num_ret: int  # run lines for the topic, duplicates and lines past 1000 included
+    num_evaluated: int  # distinct shots evaluated (at most 1000)
     inferred_rel_at: np.ndarray  # N̂(k), k = 1..num_evaluated
 
 
@@ -64,8 +64,9 @@ def ideal_dcg(q: TopicQrels) -> float:
     return total
 
 
-def evaluate_topic(q: TopicQrels, ranked: list[str], num_ret: int, idcg: float | None = None,
-                   cutoffs: tuple[int, ...] = CUTOFFS) -> TopicResult:
+def evaluate_topic(
+    q: TopicQrels, ranked: list[str], num_ret: int, idcg: float | None = None, cutoffs: tuple[int, ...] = CUTOFFS
+) -> TopicResult:
     """All per-topic measures for the ranked shot list (already ordered and cut to 1000); iP at ``cutoffs``."""
     n = len(ranked)
     lookup = q.shots.get
@@ -95,7 +96,9 @@ def evaluate_topic(q: TopicQrels, ranked: list[str], num_ret: int, idcg: float |
             samp_after = np.cumsum(in_c & (rel >= 0))
             docs_before = docs_after - in_c
             prob = docs_before / depth_before
-            term = prob * ((rel_after - (in_c & is_rel)) + _EPS_REL) / ((samp_after - (in_c & (rel >= 0))) + _EPS_SAMPLED)
+            term = (
+                prob * ((rel_after - (in_c & is_rel)) + _EPS_REL) / ((samp_after - (in_c & (rel >= 0))) + _EPS_SAMPLED)
+            )
             prec_above = prec_above + np.where((depth_before != 0) & (prob != 0), term, 0.0)
             inferred_rel = inferred_rel + docs_after * (rel_after + _EPS_REL) / (samp_after + _EPS_SAMPLED)
             docs_final[c] = int(docs_after[-1]) if n else 0

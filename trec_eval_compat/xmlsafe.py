@@ -23,11 +23,20 @@ from .errors import InputError
 _HEAD = 1 << 16
 _DECLARATION = re.compile(r"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
 # The UTF-32 marks go first: FF FE 00 00 also starts with UTF-16's FF FE.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # Without a BOM, how "<" is spelled tells UTF-16/32 (XML 1.0, appendix F); longest pattern first
-_UNMARKED = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"), (b"\x00<", "utf-16-be"),
-             (b"<\x00", "utf-16-le"))
+_UNMARKED = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
 _ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 # What XML 1.0 can carry (its Char production); lxml refuses the rest with a message naming no file
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -38,7 +47,7 @@ _SAFE = dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_valida
 def one_line(text: str, limit: int = _MESSAGE_CHARS) -> str:
     """``text`` fit for a one-line message: white space runs as one space, at most ``limit`` characters."""
     text = re.sub(r" (?=[,.;:])", "", " ".join(text.split()))  # libxml2 puts "\n, line 2" after some messages
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def shown(value: str, limit: int = 40) -> str:
@@ -113,7 +122,7 @@ class _Checked(io.RawIOBase):
             buf[:n], self._head = self._head[:n], self._head[n:]
             return n
         data = self._stream.read(len(buf))
-        buf[:len(data)] = data
+        buf[: len(data)] = data
         return len(data)
 
 

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import InputError
+from avs import __version__
+from avs.errors import InputError
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -43,23 +43,22 @@ class AvsGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
 def cli(verbose: bool) -> None:
     """avs: TRECVID Ad-hoc Video Search toolkit."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="avs: %(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="avs: %(levelname)s: %(message)s")
 
 
 def main() -> None:
     cli.main()
 
 
-from . import topics as _topics  # noqa: E402  (registers commands on ``cli``)
-from . import run as _run  # noqa: E402
-from . import eval as _eval  # noqa: E402
-from . import collection as _collection  # noqa: E402
-from . import model as _model  # noqa: E402
-from . import search as _search  # noqa: E402
-from . import train as _train  # noqa: E402
-from . import demo as _demo  # noqa: E402
-from . import report as _report  # noqa: E402
-from . import official as _official  # noqa: E402
+from avs.cli import collection as _collection  # noqa: E402, F401
+from avs.cli import demo as _demo  # noqa: E402, F401
+from avs.cli import eval as _eval  # noqa: E402, F401
+from avs.cli import model as _model  # noqa: E402, F401
+from avs.cli import official as _official  # noqa: E402, F401
+from avs.cli import report as _report  # noqa: E402, F401
+from avs.cli import run as _run  # noqa: E402, F401
+from avs.cli import search as _search  # noqa: E402, F401
+from avs.cli import topics as _topics  # noqa: E402, F401  (registers commands on ``cli``)
+from avs.cli import train as _train  # noqa: E402, F401
 
 __all__ = ["cli", "main"]

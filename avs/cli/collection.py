@@ -7,8 +7,8 @@ import json
 import click
 import pandas as pd
 
-from . import cli
-from .render import FORMATS, emit
+from avs.cli import cli
+from avs.cli.render import FORMATS, emit
 
 
 @cli.group("collection")
@@ -30,12 +30,24 @@ def _check_name(ctx, param, value: str | None) -> str | None:
 def _common_options(f):
     options = [
         click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Store to write (.h5)."),
-        click.option("--name", callback=_check_name, help="Collection name recorded in the store (default: OUT's stem)."),
-        click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
-                     help="Storage dtype; float32 keeps the input bit for bit."),
+        click.option(
+            "--name", callback=_check_name, help="Collection name recorded in the store (default: OUT's stem)."
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "float16"]),
+            default="float32",
+            show_default=True,
+            help="Storage dtype; float32 keeps the input bit for bit.",
+        ),
         click.option("--drop-incomplete", is_flag=True, help="Leave out ids that some feature lacks (else an error)."),
-        click.option("--exclude", "excludes", multiple=True, metavar="LIST",
-                     help="File of ids to leave out (e.g. dropped shots); 'V3C1' = the shipped V3C1 dropped-shots list."),
+        click.option(
+            "--exclude",
+            "excludes",
+            multiple=True,
+            metavar="LIST",
+            help="File of ids to leave out (e.g. dropped shots); 'V3C1' = the shipped V3C1 dropped-shots list.",
+        ),
         click.option("--allow-nonfinite", is_flag=True, help="Store NaN/inf values instead of refusing."),
         click.option("--force", is_flag=True, help="Overwrite OUT."),
     ]
@@ -45,15 +57,22 @@ def _common_options(f):
 
 
 def _import_kwargs(inputs, out, name, dtype, drop_incomplete, excludes, allow_nonfinite, force) -> dict:
-    from ..fileio import check_writable
-    from ..shots import shots_to_exclude
+    from avs.formats.fileio import check_writable
+    from avs.formats.shots import shots_to_exclude
 
     check_writable(out, force, inputs=[*inputs, *excludes])  # refuse before reading any input
     exclude: set[str] = set()
     for e in excludes:
         exclude |= shots_to_exclude(e)
-    return dict(out=out, name=name, dtype=dtype, drop_incomplete=drop_incomplete, exclude=exclude,
-                allow_nonfinite=allow_nonfinite, force=force)
+    return dict(
+        out=out,
+        name=name,
+        dtype=dtype,
+        drop_incomplete=drop_incomplete,
+        exclude=exclude,
+        allow_nonfinite=allow_nonfinite,
+        force=force,
+    )
 
 
 def _report(result) -> None:
@@ -68,14 +87,25 @@ def _report(result) -> None:
 
 @import_group.command("bigfile")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--frames", "frame_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Frame-level BigFile folder (FeatureData/frame/<name>, ids <videoid>_<frameidx>); repeatable.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Keep the first this many frames of a video (by frame index), as LAFF-ml does.")
+@click.option(
+    "--frames",
+    "frame_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Frame-level BigFile folder (FeatureData/frame/<name>, ids <videoid>_<frameidx>); repeatable.",
+)
+@click.option(
+    "--max-frames",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Keep the first this many frames of a video (by frame index), as LAFF-ml does.",
+)
 @_common_options
 def import_bigfile(dirs, frame_dirs, max_frames, **opts) -> None:
     """Import RUC BigFile feature folders (shape.txt, id.txt, feature.bin), aligned by id."""
-    from ..importers import import_bigfile as run
+    from avs.features.importers import import_bigfile as run
 
     _report(run(dirs, frames=frame_dirs, max_frames=max_frames, **_import_kwargs([*dirs, *frame_dirs], **opts)))
 
@@ -86,7 +116,7 @@ def import_bigfile(dirs, frame_dirs, max_frames, **opts) -> None:
 @_common_options
 def import_npy(arrays, ids, **opts) -> None:
     """Import .npy arrays (rows x dim) whose rows follow --ids; each file stem names a feature."""
-    from ..importers import import_npy as run
+    from avs.features.importers import import_npy as run
 
     _report(run(arrays, ids, **_import_kwargs([*arrays, ids], **opts)))
 
@@ -97,7 +127,7 @@ def import_npy(arrays, ids, **opts) -> None:
 @_common_options
 def import_visione(files, feature, **opts) -> None:
     """Import VISIONE per-video HDF5 feature files (datasets ids, data)."""
-    from ..importers import import_visione as run
+    from avs.features.importers import import_visione as run
 
     _report(run(files, feature=feature, **_import_kwargs(files, **opts)))
 
@@ -107,7 +137,7 @@ def import_visione(files, feature, **opts) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def info(store: str, fmt: str) -> None:
     """Ids, features, dims, dtypes and size of STORE."""
-    from ..collection import info as run
+    from avs.formats.store import info as run
 
     d = run(store)
     feats = pd.DataFrame(d["features"])
@@ -115,8 +145,10 @@ def info(store: str, fmt: str) -> None:
         click.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
     if fmt == "table":
-        click.echo(f"{d['path']}: collection {d['name']}, {d['rows']} ids ({d['first_id']} .. {d['last_id']}), "
-                   f"{d['size_bytes'] / 1e6:.1f} MB")
+        click.echo(
+            f"{d['path']}: collection {d['name']}, {d['rows']} ids ({d['first_id']} .. {d['last_id']}), "
+            f"{d['size_bytes'] / 1e6:.1f} MB"
+        )
     if d["frames"]:  # one table for both levels; frame counts only apply to frame-level rows
         frames = pd.DataFrame(d["frames"]).astype({"frames": "Int64", "max_frames": "Int64"})
         feats = pd.concat([feats.assign(level="video"), frames.assign(level="frame")], ignore_index=True)
@@ -127,7 +159,7 @@ def info(store: str, fmt: str) -> None:
 @click.argument("store", type=click.Path(dir_okay=False))
 def check(store: str) -> int:
     """Look for NaN/inf, all-zero rows, duplicate ids and dtype/shape mismatches; exit 1 if any."""
-    from ..collection import check as run
+    from avs.formats.store import check as run
 
     problems = run(store)
     for p in problems:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli
-from .render import emit
+from avs.cli import cli
+from avs.cli.render import emit
 
 
 @cli.command("synth")
@@ -15,11 +15,13 @@ from .render import emit
 @click.option("--force", is_flag=True, help="Overwrite a collection already in OUT.")
 def synth_cmd(shots, out, seed, force) -> None:
     """Write a SIMULATED V3C-like collection: features store, captions, judgments for the shipped topics."""
-    from ..synth import write_collection
+    from avs.demo.synth import write_collection
 
     res = write_collection(out, shots, seed=seed, force=force)
-    click.echo(f"wrote a SIMULATED collection of {res.shots:,} shots to {res.out} ({res.train_videos:,} with "
-               f"training captions, {res.val_videos:,} validation; judgments {res.qrels})")
+    click.echo(
+        f"wrote a SIMULATED collection of {res.shots:,} shots to {res.out} ({res.train_videos:,} with "
+        f"training captions, {res.val_videos:,} validation; judgments {res.qrels})"
+    )
 
 
 @cli.command("demo")
@@ -27,14 +29,15 @@ def synth_cmd(shots, out, seed, force) -> None:
 @click.option("--force", is_flag=True, help="Replace a demo already built there.")
 def demo_cmd(out, force) -> None:
     """Rebuild the SIMULATED demo from scratch (collection, LAFF model, index) and report on it."""
-    from .. import demo
+    from avs.demo import builtin as demo
 
     d = demo.build(out, force=force or out is None)
     r = demo.report(d)
     secs = r.manifest["seconds"]
-    click.echo(f"SIMULATED demo built in {d.root}: {r.manifest['shots']:,} shots; simulate {secs['simulate']:.1f} s, "
-               f"train {secs['train']:.1f} s, index {secs['index']:.1f} s")
+    click.echo(
+        f"SIMULATED demo built in {d.root}: {r.manifest['shots']:,} shots; simulate {secs['simulate']:.1f} s, "
+        f"train {secs['train']:.1f} s, index {secs['index']:.1f} s"
+    )
     click.echo(f"demo LAFF on tv20 (SIMULATED judgments): mean infAP {r.evaluation.aggregate['infAP']:.4f}")
     emit(r.label_means.reset_index(), "table")
-    click.echo("mean attention weight per video feature: "
-               + ", ".join(f"{k} {v:.3f}" for k, v in r.attention.items()))
+    click.echo("mean attention weight per video feature: " + ", ".join(f"{k} {v:.3f}" for k, v in r.attention.items()))

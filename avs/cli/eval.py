@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import evaluate as E
-from . import cli
-from .render import emit
+from avs.cli import cli
+from avs.cli.render import emit
+from avs.eval import infap as E
 
 
 def _cutoffs(ctx, param, spec: str) -> tuple[int, ...]:
@@ -23,25 +23,42 @@ def eval_group() -> None:
 
 @eval_group.command("infap")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--qrels", type=click.Path(dir_okay=False),
-              help="NIST qrels (5 or 4 columns, .gz ok); default: the SIMULATED demo collection's.")
+@click.option(
+    "--qrels",
+    type=click.Path(dir_okay=False),
+    help="NIST qrels (5 or 4 columns, .gz ok); default: the SIMULATED demo collection's.",
+)
 @click.option("--per-query", is_flag=True, help="Per-topic lines as well as the overall ones.")
-@click.option("--format", "fmt", type=click.Choice(["table", "sample_eval", "csv", "json"]), default="table",
-              show_default=True, help="sample_eval: byte-identical to NIST's sample_eval.pl (one run).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "sample_eval", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="sample_eval: byte-identical to NIST's sample_eval.pl (one run).",
+)
 @click.option("--labels", type=click.Path(dir_okay=False), help="Topic label table; default: topics/labels.tsv.")
-@click.option("--strict", is_flag=True, help="Refuse duplicates, >1000 results, unknown topics; "
-                                             "average over all qrels topics (missing = 0).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse duplicates, >1000 results, unknown topics; average over all qrels topics (missing = 0).",
+)
 @click.option("--topic-prefix", default="1", show_default=True, help="XML tNum -> qrels topic id prefix.")
-@click.option("--cutoffs", default="avs", show_default=True, callback=_cutoffs,
-              help="iP ranks: avs (NIST's AVS sample_eval.pl: 5,10,15,20,30,100,200,500,1000), 2012 (the generic "
-                   "script: 10,100,1000,1000) or a list such as 5,10,100.")
+@click.option(
+    "--cutoffs",
+    default="avs",
+    show_default=True,
+    callback=_cutoffs,
+    help="iP ranks: avs (NIST's AVS sample_eval.pl: 5,10,15,20,30,100,200,500,1000), 2012 (the generic "
+    "script: 10,100,1000,1000) or a list such as 5,10,100.",
+)
 def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) -> None:
     """Evaluate RUNS (TREC 6-column or NIST XML) with NIST's extended inferred AP."""
     if fmt == "sample_eval" and len(runs) != 1:
         raise click.UsageError("--format sample_eval takes exactly one run")
     simulated = qrels is None
     if simulated:
-        from ..demo import demo_qrels
+        from avs.demo.builtin import demo_qrels
 
         qrels = demo_qrels(runs)
         click.echo(f"avs: no --qrels: evaluating against the SIMULATED demo judgments ({qrels})", err=True)
@@ -60,14 +77,19 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) ->
     table = E.infap_table(evals, topic_prefix)
     if not per_query:
         table = table.loc[["all"]]
-    click.echo("infAP (NIST xinfAP)" + (" - strict mode" if strict else "")
-               + (" against the SIMULATED demo judgments" if simulated else ""))
+    click.echo(
+        "infAP (NIST xinfAP)"
+        + (" - strict mode" if strict else "")
+        + (" against the SIMULATED demo judgments" if simulated else "")
+    )
     for name, ev in evals.items():  # before the tables, so that the output ends with them
         if ev.mode == "strict" and ev.missing_topics:
             click.echo(f"strict: {name}: {len(ev.missing_topics)} qrels topic(s) missing from the run, scored 0")
         elif ev.missing_topics:
-            click.echo(f"note: {name}: {len(ev.missing_topics)} qrels topic(s) not in the run are left out of "
-                       f"the means (as sample_eval.pl does; --strict counts them as 0)")
+            click.echo(
+                f"note: {name}: {len(ev.missing_topics)} qrels topic(s) not in the run are left out of "
+                f"the means (as sample_eval.pl does; --strict counts them as 0)"
+            )
         if ev.ignored_topics:
             click.echo(f"note: {name}: run topic(s) not in the qrels ignored: {', '.join(ev.ignored_topics[:5])}")
     emit(table.reset_index(), "table")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli
-from .render import emit
+from avs.cli import cli
+from avs.cli.render import emit
 
 
 def _name_dims(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
@@ -24,8 +24,13 @@ def model_group() -> None:
 
 
 @model_group.command("summary")
-@click.option("--config", "config_name", default="laff", show_default=True,
-              help="Shipped config name (see --list) or a TOML file.")
+@click.option(
+    "--config",
+    "config_name",
+    default="laff",
+    show_default=True,
+    help="Shipped config name (see --list) or a TOML file.",
+)
 @click.option("--bow-vocab", type=click.IntRange(min=1), help="Size of the bow vocabulary.")
 @click.option("--gru-vocab", type=click.IntRange(min=1), help="Size of the GRU vocabulary (specials included).")
 @click.option("--video-feature", multiple=True, callback=_name_dims, help="NAME=DIM of a video feature.")
@@ -33,8 +38,8 @@ def model_group() -> None:
 @click.option("--list", "list_only", is_flag=True, help="List the shipped configs and exit.")
 def summary(config_name, bow_vocab, gru_vocab, video_feature, text_feature, list_only) -> None:
     """Modules and trainable parameter counts of an architecture."""
-    from ..models import TextVideoModel, count_parameters, list_configs, load_config
-    from ..models.summary import parameter_table
+    from avs.models import TextVideoModel, count_parameters, list_configs, load_config
+    from avs.models.summary import parameter_table
 
     if list_only:
         for name in list_configs():
@@ -50,8 +55,10 @@ def summary(config_name, bow_vocab, gru_vocab, video_feature, text_feature, list
     cfg = cfg.with_dims(video=video_feature, text=text_dims)
     missing = [f.name for f in (*cfg.video, *cfg.text) if f.dim is None]
     if missing:
-        raise click.UsageError(f"dimension unknown for {', '.join(missing)} "
-                               f"(give --bow-vocab / --gru-vocab / --video-feature / --text-feature)")
+        raise click.UsageError(
+            f"dimension unknown for {', '.join(missing)} "
+            f"(give --bow-vocab / --gru-vocab / --video-feature / --text-feature)"
+        )
     model = TextVideoModel(cfg)
     click.echo(f"config: {cfg.name} - {cfg.description}")
     click.echo(f"spaces: {cfg.spaces} x {cfg.space_size}")

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import click
 
-from .model import model_group
+from avs.cli.model import model_group
 
 
 @model_group.command("import-official")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
-@click.option("--vocab-dir", type=click.Path(file_okay=False),
-              help="Folder with the official bow_nsw_<t>.pkl / gru_<t>.pkl vocabularies (to encode raw text).")
+@click.option(
+    "--vocab-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the official bow_nsw_<t>.pkl / gru_<t>.pkl vocabularies (to encode raw text).",
+)
 @click.option("--word2vec", type=click.Path(), help="Word2vec the model was trained with (recorded, not copied).")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 def import_official_cmd(checkpoint, out, vocab_dir, word2vec, force) -> None:
     """Convert an official LAFF model_best.pth.tar (or state_dict) into an avs model directory.
 
     The checkpoint is read without running any pickled code."""
-    from ..official import import_official
+    from avs.models.official import import_official
 
     res = import_official(checkpoint, out, vocab_dir=vocab_dir, word2vec=word2vec, force=force)
     cfg = res.config
@@ -34,14 +37,18 @@ def import_official_cmd(checkpoint, out, vocab_dir, word2vec, force) -> None:
 
 @model_group.command("embed")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
-@click.option("--features", required=True, type=click.Path(dir_okay=False), help="Input .npz (bow, w2v, gru_ids, "
-              "gru_lengths, clip_text, vid__<feature>).")
+@click.option(
+    "--features",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Input .npz (bow, w2v, gru_ids, gru_lengths, clip_text, vid__<feature>).",
+)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output .npz.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 def embed_cmd(model_dir, features, out, force) -> None:
     """Embed pre-featurised texts and/or videos: per-space embeddings, fusion weights, text-to-video scores."""
-    from ..fileio import check_writable
-    from ..official import embed, write_npz
+    from avs.formats.fileio import check_writable
+    from avs.models.official import embed, write_npz
 
     check_writable(out, force, inputs=[features])
     arrays = embed(model_dir, features)

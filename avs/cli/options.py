@@ -19,15 +19,19 @@ def _device(ctx, param, value: str) -> str:
 
 def read_topics_option(path: str | None, number_from: int | None):
     """The topics of a ``--topics`` file, numbered from ``--number-from`` when it is a list of bare texts."""
-    from ..topics import read_topics
+    from avs.formats.topics import read_topics
 
     return None if path is None else read_topics(path, labels=False, number_from=number_from)
 
 
 number_from_option = click.option(
-    "--number-from", type=click.IntRange(min=1), metavar="N",
+    "--number-from",
+    type=click.IntRange(min=1),
+    metavar="N",
     help="The topic file is a list of bare topic texts (one a line, no numbers, e.g. TRECVID 2016-2018's 90 "
-         "lines): number them N, N+1, ...")
+    "lines): number them N, N+1, ...",
+)
 
-device_option = click.option("--device", default="cpu", show_default=True, callback=_device,
-                             help="torch device, e.g. cpu, cuda, cuda:1.")
+device_option = click.option(
+    "--device", default="cpu", show_default=True, callback=_device, help="torch device, e.g. cpu, cuda, cuda:1."
+)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import cli
-from .options import device_option, number_from_option, read_topics_option
-from .topics import topics_group
+from avs.cli import cli
+from avs.cli.options import device_option, number_from_option, read_topics_option
+from avs.cli.topics import topics_group
 
 
 @cli.command("index")
@@ -21,7 +21,7 @@ from .topics import topics_group
 @click.option("--force", is_flag=True, help="Overwrite OUT.")
 def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
     """Encode every shot of COLLECTION once into the model's joint spaces (resumes an interrupted build)."""
-    from ..index import build_index
+    from avs.engine.index import build_index
 
     path = build_index(model_dir, collection, out, batch_size=batch_size, device=device, force=force)
     click.echo(f"wrote {path}")
@@ -43,27 +43,54 @@ def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
 @click.option("--desc", help="Run description.")
 @click.option("--year", type=int, help="TRECVID year (default: the topic file's).")
 @click.option("--task", type=click.Choice(["M", "P"]), help="Main or progress task (default: the topic file's).")
-@click.option("--algo", type=click.Choice(["C", "V"]), default="V", show_default=True,
-              help="2023 on: C concept-based, V other (embeddings, as LAFF).")
+@click.option(
+    "--algo",
+    type=click.Choice(["C", "V"]),
+    default="V",
+    show_default=True,
+    help="2023 on: C concept-based, V other (embeddings, as LAFF).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, trec, topk, exclude, word2vec, pid,
-               priority, desc, year, task, algo, force) -> None:
+def search_cmd(
+    topics_file,
+    number_from,
+    model_dir,
+    index_file,
+    run_id,
+    out,
+    trec,
+    topk,
+    exclude,
+    word2vec,
+    pid,
+    priority,
+    desc,
+    year,
+    task,
+    algo,
+    force,
+) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
-    from ..fileio import atomic_write_all, check_writable
-    from ..pipeline import search_topics
-    from ..runs import RunInfo, to_trec, to_xml
+    from avs.engine.searcher import search_topics
+    from avs.formats.fileio import atomic_write_all, check_writable
+    from avs.formats.runs import RunInfo, to_trec, to_xml
 
     if (model_dir is None) != (index_file is None):
         raise click.UsageError("give both --model and --index (or neither, for the built-in demo)")
     demo = model_dir is None
     if demo:
-        from ..demo import demo_paths
+        from avs.demo.builtin import demo_paths
 
         model_dir, index_file = demo_paths()
-    if run_id is not None and (not run_id.strip() or run_id.startswith(".") or not run_id.isprintable()
-                               or any(sep in run_id for sep in ("/", "\\", os.sep))):
-        raise click.BadParameter(f"{run_id!r}: a run name, not a path (use --out to write elsewhere)",
-                                 param_hint="--run-id")
+    if run_id is not None and (
+        not run_id.strip()
+        or run_id.startswith(".")
+        or not run_id.isprintable()
+        or any(sep in run_id for sep in ("/", "\\", os.sep))
+    ):
+        raise click.BadParameter(
+            f"{run_id!r}: a run name, not a path (use --out to write elsewhere)", param_hint="--run-id"
+        )
     run_id = run_id or f"{Path(model_dir).name}_{Path(topics_file).stem}"
     out = out or str(Path("runs") / f"{run_id}.xml")
     if trec and Path(trec).resolve() == Path(out).resolve():
@@ -72,23 +99,37 @@ def search_cmd(topics_file, number_from, model_dir, index_file, run_id, out, tre
         if p:
             check_writable(p, force, inputs=[topics_file, index_file, exclude, word2vec])
     if demo:
-        from ..demo import DEMO_PID
+        from avs.demo.builtin import DEMO_PID
 
         if pid not in (None, DEMO_PID):
             raise click.UsageError(f"a search of the SIMULATED demo has the pid {DEMO_PID}, not {pid}")
         pid, desc = DEMO_PID, desc or "avs demo: LAFF on the SIMULATED demo collection"
-    info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task,
-                   algo=algo)
-    res = search_topics(read_topics_option(topics_file, number_from), model_dir, index_file, k=topk, exclude=exclude,
-                        word2vec=word2vec, info=info, year=year, progress=True)
+    info = RunInfo(pid=pid, priority=None if priority is None else str(priority), desc=desc, task=task, algo=algo)
+    res = search_topics(
+        read_topics_option(topics_file, number_from),
+        model_dir,
+        index_file,
+        k=topk,
+        exclude=exclude,
+        word2vec=word2vec,
+        info=info,
+        year=year,
+        progress=True,
+    )
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
     if exclude is not None:
-        click.echo(f"left out {res.excluded} shot(s) of {exclude}" + ("" if res.excluded else
-                   " - none of its ids is in the index: is it the right list?"), err=True)
+        click.echo(
+            f"left out {res.excluded} shot(s) of {exclude}"
+            + ("" if res.excluded else " - none of its ids is in the index: is it the right list?"),
+            err=True,
+        )
     atomic_write_all({out: to_xml(res.run, res.run.year), **({trec: to_trec(res.run)} if trec else {})}, force)
-    click.echo(f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}" + (f" and {trec}" if trec else "")
-               + (" (SIMULATED demo collection; see `avs demo`)" if demo else ""))
+    click.echo(
+        f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}"
+        + (f" and {trec}" if trec else "")
+        + (" (SIMULATED demo collection; see `avs demo`)" if demo else "")
+    )
 
 
 @topics_group.command("encode")
@@ -104,9 +145,10 @@ def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> Non
 
     import numpy as np
 
-    from ..encode import encode_topics, flatten, text_featurizer
-    from ..fileio import atomic_write, check_writable
-    from ..models import load_model
+    from avs.engine.encode import encode_topics, flatten, text_featurizer
+    from avs.formats.fileio import atomic_write, check_writable
+    from avs.models import load_model
+
     check_writable(out, force, inputs=[topics_file, word2vec])
     loaded = load_model(model_dir)
     topics = read_topics_option(topics_file, number_from)

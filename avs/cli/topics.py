@@ -7,11 +7,11 @@ import re
 import click
 import pandas as pd
 
-from .. import topics as T
-from ..fileio import atomic_write, check_writable
-from . import cli
-from .options import number_from_option
-from .render import emit
+from avs.cli import cli
+from avs.cli.options import number_from_option
+from avs.cli.render import emit
+from avs.formats import topics as T
+from avs.formats.fileio import atomic_write, check_writable
 
 
 @cli.group("topics")
@@ -26,15 +26,20 @@ def _check_year(value: str | None) -> str | None:
     return value
 
 
-_strip_zeros = click.option("--strip-zeros", is_flag=True,
-                            help="Write topic numbers without leading zeros (default: as the file writes them).")
+_strip_zeros = click.option(
+    "--strip-zeros", is_flag=True, help="Write topic numbers without leading zeros (default: as the file writes them)."
+)
 
 
 @topics_group.command("show")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table", show_default=True)
-@click.option("--labels", type=click.Path(dir_okay=False), default=None,
-              help="Label table (TSV); default: the shipped topics/labels.tsv.")
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Label table (TSV); default: the shipped topics/labels.tsv.",
+)
 @number_from_option
 @_strip_zeros
 def show(file: str, fmt: str, labels: str | None, number_from, strip_zeros) -> None:
@@ -50,8 +55,11 @@ def show(file: str, fmt: str, labels: str | None, number_from, strip_zeros) -> N
 @topics_group.command("convert")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--year", callback=lambda ctx, param, v: _check_year(v),
-              help="Year(s) the topics were released, YYYY or YYYY-YYYY (XML output; inferred from NIST numbering).")
+@click.option(
+    "--year",
+    callback=lambda ctx, param, v: _check_year(v),
+    help="Year(s) the topics were released, YYYY or YYYY-YYYY (XML output; inferred from NIST numbering).",
+)
 @click.option("--collection", type=click.Choice(["IACC.3", "V3C1", "V3C2"]), help="Collection (XML output).")
 @click.option("--task", type=click.Choice(["main", "progress"]), help="Task (XML output).")
 @number_from_option

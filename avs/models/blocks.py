@@ -67,7 +67,7 @@ class LaffHead(nn.Module):
         self.logit = nn.Linear(dim, 1)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logit(feats).squeeze(-1)                      # (B, L)
+        logits = self.logit(feats).squeeze(-1)  # (B, L)
         if mask is not None:
             logits = logits.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=1)
@@ -89,11 +89,11 @@ class MultiHeadLaff(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         b, d = feats[0].shape
-        w = torch.cat([blk.logit.weight for blk in self.blocks])            # (H, d_h)
-        bias = torch.cat([blk.logit.bias for blk in self.blocks])          # (H,)
+        w = torch.cat([blk.logit.weight for blk in self.blocks])  # (H, d_h)
+        bias = torch.cat([blk.logit.bias for blk in self.blocks])  # (H,)
         parts = [f.view(b, self.heads, d // self.heads) for f in feats]
         logits = torch.stack([torch.einsum("bhd,hd->bh", p, w) for p in parts], -1) + bias[:, None]
-        weights = torch.softmax(logits, dim=-1)                              # (B, H, L)
+        weights = torch.softmax(logits, dim=-1)  # (B, H, L)
         fused = weights[..., 0, None] * parts[0]
         for i in range(1, len(parts)):
             fused = fused.addcmul_(weights[..., i, None], parts[i])
@@ -114,9 +114,9 @@ class SelfAttentionFusion(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, None]:
         b, n, _ = feats.shape
-        x = feats.view(b, n, self.heads, self.head_dim).transpose(1, 2)       # (B, H, L, d_h)
+        x = feats.view(b, n, self.heads, self.head_dim).transpose(1, 2)  # (B, H, L, d_h)
         att = torch.softmax(x @ x.transpose(-1, -2) * self.scale, dim=-1)
-        out = self.norm(att @ x + x).mean(dim=2)                               # (B, H, d_h)
+        out = self.norm(att @ x + x).mean(dim=2)  # (B, H, d_h)
         return l2_normalize(out), None
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from ..errors import InputError
-from ..text import TextFeatureSpec
+import tomllib
+
+from avs.errors import InputError
+from avs.features.featurize import TextFeatureSpec
 
 FUSIONS = ("laff", "mhsa", "attention_free", "static", "concat", "je")
 
@@ -18,8 +19,8 @@ class VideoFeature:
     """A pre-extracted video feature, named as in the collection store."""
 
     name: str
-    dim: int | None = None          # None: taken from the data
-    no_transform: bool = False      # tile to the space dimension + BatchNorm, no Linear (CLIP features)
+    dim: int | None = None  # None: taken from the data
+    no_transform: bool = False  # tile to the space dimension + BatchNorm, no Linear (CLIP features)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class FrameFeature:
 class TextFeature(TextFeatureSpec):
     """A text feature of the model (``dim``: vocabulary size for bow/gru, else vector size; None: from data)."""
 
-    no_transform: bool = False      # tile to the space dimension + BatchNorm, no Linear (CLIP features)
+    no_transform: bool = False  # tile to the space dimension + BatchNorm, no Linear (CLIP features)
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,27 @@ class ModelConfig:
         if unknown:
             raise InputError(f"model config {self.name}", f"no feature named {', '.join(sorted(unknown))}")
         frame = self.frame and replace(self.frame, dim=video.get(self.frame.name, self.frame.dim))
-        return replace(self, frame=frame,
-                       video=tuple(replace(f, dim=video.get(f.name, f.dim)) for f in self.video),
-                       text=tuple(replace(f, dim=text.get(f.name, f.dim)) for f in self.text))
+        return replace(
+            self,
+            frame=frame,
+            video=tuple(replace(f, dim=video.get(f.name, f.dim)) for f in self.video),
+            text=tuple(replace(f, dim=text.get(f.name, f.dim)) for f in self.text),
+        )
 
 
 # the scalar settings and the types they need (bool is an int in Python: refused where a number is wanted)
-_SCALARS = {"name": str, "fusion": str, "description": str, "space_dim": int, "heads": int, "gru_embed": int,
-            "gru_hidden": int, "dropout": float, "margin": float, "batch_norm": bool}
+_SCALARS = {
+    "name": str,
+    "fusion": str,
+    "description": str,
+    "space_dim": int,
+    "heads": int,
+    "gru_embed": int,
+    "gru_hidden": int,
+    "dropout": float,
+    "margin": float,
+    "batch_norm": bool,
+}
 
 
 def _type_problems(data: dict) -> list[str]:
@@ -100,9 +114,15 @@ def _type_problems(data: dict) -> list[str]:
         if key not in data:
             continue
         v = data[key]
-        ok = isinstance(v, bool) if kind is bool else \
-            (isinstance(v, (int, float)) and not isinstance(v, bool)) if kind is float else \
-            (isinstance(v, int) and not isinstance(v, bool)) if kind is int else isinstance(v, kind)
+        ok = (
+            isinstance(v, bool)
+            if kind is bool
+            else (isinstance(v, (int, float)) and not isinstance(v, bool))
+            if kind is float
+            else (isinstance(v, int) and not isinstance(v, bool))
+            if kind is int
+            else isinstance(v, kind)
+        )
         if not ok:
             problems.append(f"{key} = {v!r} is not {'a ' + kind.__name__ if kind is not int else 'an integer'}")
     for key in ("space_dim", "heads", "gru_embed", "gru_hidden"):
@@ -180,5 +200,13 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     return _build(data, p)
 
 
-__all__ = ["ModelConfig", "VideoFeature", "TextFeature", "FrameFeature", "load_config", "list_configs",
-           "config_from_dict", "FUSIONS"]
+__all__ = [
+    "ModelConfig",
+    "VideoFeature",
+    "TextFeature",
+    "FrameFeature",
+    "load_config",
+    "list_configs",
+    "config_from_dict",
+    "FUSIONS",
+]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
-from ..errors import InputError
-from ..fileio import current_umask
-from .config import ModelConfig, config_from_dict
-from .laff import TextVideoModel
+from avs import __version__
+from avs.errors import InputError
+from avs.formats.fileio import current_umask
+from avs.models.config import ModelConfig, config_from_dict
+from avs.models.laff import TextVideoModel
 
 
 @dataclass
@@ -38,7 +38,7 @@ class LoadedModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
-    weights_sha256: str = ""   # of weights.pt as read by load_model (checked against model.json's record)
+    weights_sha256: str = ""  # of weights.pt as read by load_model (checked against model.json's record)
 
     @property
     def fingerprint(self) -> str:
@@ -92,8 +92,13 @@ def _read_json(path: Path):
         raise InputError(path, f"not valid JSON: {e}") from None
 
 
-def save_model(model: TextVideoModel, out_dir: str | os.PathLike, vocabs: dict[str, object] | None = None,
-               meta: dict | None = None, force: bool = False) -> Path:
+def save_model(
+    model: TextVideoModel,
+    out_dir: str | os.PathLike,
+    vocabs: dict[str, object] | None = None,
+    meta: dict | None = None,
+    force: bool = False,
+) -> Path:
     """Write a model directory atomically (a temporary sibling directory renamed into place)."""
     out = Path(out_dir)
     if out.exists() and not force:
@@ -168,22 +173,24 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
             parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
         if wrong:
             k = wrong[0]
-            parts.append(f"shape mismatch for {k}: weights {tuple(state[k].shape)}, config "
-                         f"{tuple(expected[k].shape)}")
+            parts.append(f"shape mismatch for {k}: weights {tuple(state[k].shape)}, config {tuple(expected[k].shape)}")
         raise InputError(weights_path, "weights do not match config.json: " + "; ".join(parts))
     try:
         actual = _sha256(weights_path)
     except OSError as e:
         raise InputError(weights_path, f"cannot read: {e.strerror or e}") from None
     if recorded is not None and actual != recorded.lower():
-        raise InputError(weights_path, f"sha256 {actual[:12]}... is not the {recorded[:12]}... that model.json "
-                         "records: the weights were replaced or damaged")
+        raise InputError(
+            weights_path,
+            f"sha256 {actual[:12]}... is not the {recorded[:12]}... that model.json "
+            "records: the weights were replaced or damaged",
+        )
     model.load_state_dict(state)
     model.to(device).eval()
     vocabs = {}
     vocab_dir = d / "vocab"
     if vocab_dir.is_dir():
-        from ..text import Vocabulary
+        from avs.features.vocab import Vocabulary
 
         for p in sorted(vocab_dir.glob("*.json")):
             try:
@@ -201,7 +208,10 @@ def check_video_features(cfg: ModelConfig, dims: dict[str, int], source) -> None
     if cfg.frame is not None:
         wanted[cfg.frame.name] = cfg.frame.dim
     problems = [f"{n} is missing" for n in wanted if n not in dims]
-    problems += [f"{n} has dim {dims[n]}, the model expects {d}" for n, d in wanted.items()
-                 if n in dims and d is not None and dims[n] != d]
+    problems += [
+        f"{n} has dim {dims[n]}, the model expects {d}"
+        for n, d in wanted.items()
+        if n in dims and d is not None and dims[n] != d
+    ]
     if problems:
         raise InputError(source, f"features do not match model {cfg.name!r}: " + "; ".join(problems))

@@ -9,9 +9,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import (LaffHead, MeanFusion, MultiHeadLaff, Projection, SelfAttentionFusion, StaticFusion,
-                     TileNorm, l2_normalize)
-from .config import ModelConfig
+from avs.models.blocks import (
+    LaffHead,
+    MeanFusion,
+    MultiHeadLaff,
+    Projection,
+    SelfAttentionFusion,
+    StaticFusion,
+    TileNorm,
+    l2_normalize,
+)
+from avs.models.config import ModelConfig
 
 TEXT_INPUT_KEY = {"bow": "bow", "w2v": "w2v", "clip": "clip"}  # gru uses gru_ids/gru_lengths
 
@@ -35,11 +43,12 @@ class Side(nn.Module):
             self.joint = nn.ModuleList([Projection(sum(dims), d, cfg.dropout, cfg.batch_norm)])
         elif fusion == "je" and role == "text":
             # one projection of the concatenated text features per joint space
-            self.joint = nn.ModuleList(Projection(sum(dims), d, cfg.dropout, cfg.batch_norm)
-                                       for _ in range(cfg.spaces))
+            self.joint = nn.ModuleList(Projection(sum(dims), d, cfg.dropout, cfg.batch_norm) for _ in range(cfg.spaces))
         else:
-            self.transforms.extend(TileNorm(n, d) if nt else Projection(n, d, cfg.dropout, cfg.batch_norm)
-                                   for n, nt in zip(dims, no_transform))
+            self.transforms.extend(
+                TileNorm(n, d) if nt else Projection(n, d, cfg.dropout, cfg.batch_norm)
+                for n, nt in zip(dims, no_transform)
+            )
             if fusion == "laff":
                 self.fusion = MultiHeadLaff(d, cfg.heads)
             elif fusion == "mhsa":
@@ -53,10 +62,10 @@ class Side(nn.Module):
         if not self.transforms:  # concat, je text side
             joined = torch.cat(inputs, dim=1)
             return torch.stack([l2_normalize(p(joined)) for p in self.joint], 1), None
-        projected = [t(x) for t, x in zip(self.transforms, inputs)]          # L × (B, D)
+        projected = [t(x) for t, x in zip(self.transforms, inputs)]  # L × (B, D)
         if isinstance(self.fusion, MultiHeadLaff):
             return self.fusion(projected)
-        stacked = torch.stack(projected, 1)                                  # (B, L, D)
+        stacked = torch.stack(projected, 1)  # (B, L, D)
         if self.fusion is None:  # je video side: every feature is its own space
             return l2_normalize(stacked), None
         return self.fusion(stacked)
@@ -81,7 +90,7 @@ class TextVideoModel(nn.Module):
         tdims = []
         for f in cfg.text:
             if f.kind == "gru":
-                from ..text import GruTextEncoder
+                from avs.models.gru import GruTextEncoder
 
                 self.gru = GruTextEncoder(f.dim, cfg.gru_embed, cfg.gru_hidden)
                 tdims.append(cfg.gru_hidden)
@@ -92,8 +101,13 @@ class TextVideoModel(nn.Module):
         self.register_buffer("space_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
 
     # -- encoders ---------------------------------------------------------------------------------------
-    def encode_video(self, feats: dict[str, torch.Tensor], frames: torch.Tensor | None = None,
-                     frame_mask: torch.Tensor | None = None, return_weights: bool = False):
+    def encode_video(
+        self,
+        feats: dict[str, torch.Tensor],
+        frames: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
         """``feats``: name -> (B, dim) raw video features; LAFF-ml also takes ``frames`` (B, F, d) with a
         boolean ``frame_mask`` (B, F) marking real frames. Returns (B, S, d_s) [and fusion weights]."""
         inputs = [feats[f.name] for f in self.config.video]
@@ -121,15 +135,19 @@ class TextVideoModel(nn.Module):
         """(Nt, Nv) scores: Σ_s w_s ⟨t_s, v_s⟩ over unit per-space vectors."""
         return torch.einsum("tsd,vsd,s->tv", text_emb, video_emb, self.space_weights.to(text_emb.dtype))
 
-    def loss(self, text_emb: torch.Tensor, video_emb: torch.Tensor, same_video: torch.Tensor | None = None,
-             ) -> torch.Tensor:
+    def loss(
+        self,
+        text_emb: torch.Tensor,
+        video_emb: torch.Tensor,
+        same_video: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Max-violation triplet loss, text→video, margin from the config, summed over the batch and spaces.
 
         Row j of both inputs is a (caption, its video) pair. ``same_video`` (B, B) bool marks pairs of rows
         showing the same video; those are not used as negatives (the official code does use them).
         """
-        scores = torch.einsum("isd,jsd->sij", video_emb, text_emb)          # (S, videos, texts)
-        positive = torch.diagonal(scores, dim1=1, dim2=2).unsqueeze(1)       # (S, 1, texts)
+        scores = torch.einsum("isd,jsd->sij", video_emb, text_emb)  # (S, videos, texts)
+        positive = torch.diagonal(scores, dim1=1, dim2=2).unsqueeze(1)  # (S, 1, texts)
         cost = (self.config.margin + scores - positive).clamp(min=0)
         exclude = torch.eye(scores.shape[1], dtype=torch.bool, device=scores.device)
         if same_video is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from .laff import TextVideoModel, count_parameters
+from avs.models.laff import TextVideoModel, count_parameters
 
 
 def _row(part: str, module: nn.Module | None) -> dict:
@@ -16,8 +16,10 @@ def parameter_table(model: TextVideoModel) -> pd.DataFrame:
     """One row per feature transform / encoder / fusion block; the rows add up to the trainable total."""
     cfg = model.config
     rows = []
-    for side, names in (("video", [f.name for f in cfg.video] + ([cfg.frame.name] if cfg.frame else [])),
-                        ("text", [f.name for f in cfg.text])):
+    for side, names in (
+        ("video", [f.name for f in cfg.video] + ([cfg.frame.name] if cfg.frame else [])),
+        ("text", [f.name for f in cfg.text]),
+    ):
         tower = getattr(model, side)
         if side == "video" and model.frame_fusion is not None:
             rows.append(_row(f"video/{cfg.frame.name} frame fusion", model.frame_fusion))

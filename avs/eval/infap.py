@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from avs.errors import InputError
+from avs.formats.topics import LABELS, read_labels, read_topics, shipped_dir, shipped_labels_path
 from trec_eval_compat.evaluate import Evaluation, Qrels, evaluate, format_sample_eval, load_run, parse_cutoffs
-from trec_eval_compat.xinfap import AVS_CUTOFFS
 from trec_eval_compat.ids import DEFAULT_PREFIX, nist_topic_num
-
-from .errors import InputError
-from .topics import LABELS, read_labels, read_topics, shipped_dir, shipped_labels_path
+from trec_eval_compat.xinfap import AVS_CUTOFFS
 
 MARK_DIFF = 0.1  # Table 14 of the LAFF supplement highlights per-topic differences above 0.1
 
@@ -25,8 +24,13 @@ def run_name(path: str | os.PathLike) -> str:
     return name
 
 
-def evaluate_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrels, strict: bool = False,
-                  prefix: str = DEFAULT_PREFIX, cutoffs: tuple[int, ...] = AVS_CUTOFFS) -> dict[str, Evaluation]:
+def evaluate_runs(
+    runs: list[str | os.PathLike],
+    qrels: str | os.PathLike | Qrels,
+    strict: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+    cutoffs: tuple[int, ...] = AVS_CUTOFFS,
+) -> dict[str, Evaluation]:
     """Evaluate each run file (TREC or NIST XML) against the same qrels; keys are unique run names."""
     q = qrels if isinstance(qrels, Qrels) else Qrels.read(qrels)
     out: dict[str, Evaluation] = {}
@@ -74,8 +78,9 @@ def infap_table(evals: dict[str, Evaluation], prefix: str = DEFAULT_PREFIX) -> p
     return df
 
 
-def label_means(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]],
-                prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+def label_means(
+    evals: dict[str, Evaluation], labels: dict[int, frozenset[str]], prefix: str = DEFAULT_PREFIX
+) -> pd.DataFrame:
     """Mean infAP over each run's evaluated topics carrying each label, with that topic count per run.
 
     Index: the four labels, plus ``unlabelled`` when some evaluated topic is not in the label table (its
@@ -99,8 +104,9 @@ def label_means(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]],
     return df
 
 
-def tidy(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]] | None = None,
-         prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+def tidy(
+    evals: dict[str, Evaluation], labels: dict[int, frozenset[str]] | None = None, prefix: str = DEFAULT_PREFIX
+) -> pd.DataFrame:
     """Everything in one long table: run, topic (or ``all`` / ``label:<name>``), measure, value."""
     parts = []
     for name, ev in evals.items():
@@ -110,8 +116,16 @@ def tidy(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]] | None 
     if labels is not None:
         lm = label_means(evals, labels, prefix).drop(index="unlabelled", errors="ignore")
         for name in evals:
-            parts.append(pd.DataFrame({"run": name, "topic": [f"label:{lab}" for lab in lm.index],
-                                       "measure": "infAP", "value": lm[name].to_numpy()}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run": name,
+                        "topic": [f"label:{lab}" for lab in lm.index],
+                        "measure": "infAP",
+                        "value": lm[name].to_numpy(),
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)[["run", "topic", "measure", "value"]]
 
 
@@ -120,4 +134,13 @@ def load_labels(path: str | os.PathLike | None) -> dict[int, frozenset[str]]:
     return read_labels(path if path is not None else shipped_labels_path())
 
 
-__all__ = ["format_sample_eval", "parse_cutoffs", "evaluate_runs", "infap_table", "label_means", "tidy", "load_labels", "InputError"]
+__all__ = [
+    "format_sample_eval",
+    "parse_cutoffs",
+    "evaluate_runs",
+    "infap_table",
+    "label_means",
+    "tidy",
+    "load_labels",
+    "InputError",
+]

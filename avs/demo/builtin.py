@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import InputError
-from .fileio import current_umask
+from avs import __version__
+from avs.errors import InputError
+from avs.formats.fileio import current_umask
 
 DEMO_VERSION = 1
 SHOTS = 10_000
@@ -75,9 +75,9 @@ def default_root() -> Path:
 
 def build(root: str | os.PathLike | None = None, force: bool = False, progress: bool = True) -> Demo:
     """Build the demo from scratch into ``root`` (written beside it, renamed into place when complete)."""
-    from .index import build_index
-    from .synth import write_collection
-    from .train import open_data, train
+    from avs.demo.synth import write_collection
+    from avs.engine.index import build_index
+    from avs.train.loop import open_data, train
 
     demo = Demo(Path(root) if root is not None else default_root())
     if demo.root.exists():
@@ -101,9 +101,23 @@ def build(root: str | os.PathLike | None = None, force: bool = False, progress: 
         t = time.perf_counter()
         build_index(work.model, work.store, work.index, progress=progress)
         times["index"] = time.perf_counter() - t
-        work.manifest.write_text(json.dumps({
-            "demo_version": DEMO_VERSION, "avs_version": __version__, "simulated": True, "shots": SHOTS,
-            "seed": SEED, "config": CONFIG, "epochs": EPOCHS, "lr": LR, "seconds": times}, indent=2) + "\n")
+        work.manifest.write_text(
+            json.dumps(
+                {
+                    "demo_version": DEMO_VERSION,
+                    "avs_version": __version__,
+                    "simulated": True,
+                    "shots": SHOTS,
+                    "seed": SEED,
+                    "config": CONFIG,
+                    "epochs": EPOCHS,
+                    "lr": LR,
+                    "seconds": times,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         if demo.root.exists():
             shutil.rmtree(demo.root)
         os.replace(work.root, demo.root)
@@ -121,7 +135,7 @@ def _is_demo(demo: Demo) -> bool:
 
 
 def _config():
-    from .models import load_config
+    from avs.models import load_config
 
     return load_config(CONFIG)
 
@@ -130,8 +144,9 @@ def ensure(root: str | os.PathLike | None = None) -> Demo:
     """The demo, built first if this machine does not have it yet."""
     demo = Demo(Path(root) if root is not None else default_root())
     if not demo.ready():
-        print(f"avs: building the SIMULATED demo collection in {demo.root} (first use, about a minute)",
-              file=sys.stderr)
+        print(
+            f"avs: building the SIMULATED demo collection in {demo.root} (first use, about a minute)", file=sys.stderr
+        )
         build(demo.root, force=True)
     return demo
 
@@ -165,8 +180,11 @@ def demo_qrels(runs) -> Path:
     a real run is never scored against simulated judgments (nor the demo built for it)."""
     for r in runs:
         if not is_demo_run(r):
-            raise InputError(r, f"not a run of the SIMULATED demo collection (its pid is not {DEMO_PID}): "
-                                "give NIST's judgments with --qrels")
+            raise InputError(
+                r,
+                f"not a run of the SIMULATED demo collection (its pid is not {DEMO_PID}): "
+                "give NIST's judgments with --qrels",
+            )
     return ensure().qrels
 
 
@@ -180,8 +198,8 @@ def demo_paths() -> tuple[Path, Path]:
 class Report:
     """What ``avs demo`` prints: the demo LAFF on tv20 (SIMULATED data) and where its attention goes."""
 
-    evaluation: object          # trec_eval_compat Evaluation of the tv20 run
-    label_means: object         # DataFrame from avs.evaluate.label_means
+    evaluation: object  # trec_eval_compat Evaluation of the tv20 run
+    label_means: object  # DataFrame from avs.evaluate.label_means
     attention: dict[str, float]  # mean video-side attention weight per feature over the collection
     manifest: dict
 
@@ -190,12 +208,12 @@ def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
     import numpy as np
     import torch
 
-    from .collection import open_store
-    from .evaluate import label_means, load_labels
-    from .models import load_model
-    from .pipeline import search_topics
-    from .runs import RunInfo, run_lines
-    from .topics import shipped_dir
+    from avs.engine.searcher import search_topics
+    from avs.eval.infap import label_means, load_labels
+    from avs.formats.runs import RunInfo, run_lines
+    from avs.formats.store import open_store
+    from avs.formats.topics import shipped_dir
+    from avs.models import load_model
     from trec_eval_compat.evaluate import evaluate
 
     topics = topics or shipped_dir() / "tv20.xml"
@@ -208,5 +226,9 @@ def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
         feats = {n: torch.from_numpy(store.get(n, dtype=np.float32)) for n in names}
         _, weights = loaded.model.encode_video(feats, return_weights=True)
     mean = weights.mean(dim=(0, 1)).tolist()
-    return Report(ev, label_means({"demo LAFF": ev}, load_labels(None)), dict(zip(names, mean)),
-                  json.loads(demo.manifest.read_text()))
+    return Report(
+        ev,
+        label_means({"demo LAFF": ev}, load_labels(None)),
+        dict(zip(names, mean)),
+        json.loads(demo.manifest.read_text()),
+    )

@@ -29,8 +29,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def grouped_bars(df: pd.DataFrame, title: str, ylabel: str, errors: pd.DataFrame | None = None,
-                 xlabel: str | None = None) -> bytes:
+def grouped_bars(
+    df: pd.DataFrame, title: str, ylabel: str, errors: pd.DataFrame | None = None, xlabel: str | None = None
+) -> bytes:
     """One group of bars per row of ``df``, one bar per column (a legend names the columns); ``errors`` (same
     shape) draws error bars."""
     n_rows, n_cols = df.shape
@@ -40,8 +41,14 @@ def grouped_bars(df: pd.DataFrame, title: str, ylabel: str, errors: pd.DataFrame
     width = 0.8 / max(n_cols, 1)
     for j, col in enumerate(df.columns):
         err = None if errors is None else errors[col].to_numpy(dtype=float)
-        ax.bar(x + (j - (n_cols - 1) / 2) * width, df[col].to_numpy(dtype=float), width, yerr=err,
-               label=str(col), capsize=2 if err is not None else 0)
+        ax.bar(
+            x + (j - (n_cols - 1) / 2) * width,
+            df[col].to_numpy(dtype=float),
+            width,
+            yerr=err,
+            label=str(col),
+            capsize=2 if err is not None else 0,
+        )
     ax.set_xticks(x, [str(i) for i in df.index], rotation=90 if n_rows > 12 else 0)
     ax.set_ylabel(ylabel)
     if xlabel:
@@ -90,8 +97,15 @@ def heatmap(matrix: pd.DataFrame, title: str) -> bytes:
     ax.set_yticks(range(n), [str(i) for i in matrix.index])
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="black" if values[i, j] > 0.5 else "white")
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if values[i, j] > 0.5 else "white",
+            )
     fig.colorbar(im, ax=ax)
     ax.set_title(title)
     return _png(fig)

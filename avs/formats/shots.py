@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from pathlib import Path
 from typing import Iterable
 
+from avs.errors import InputError, duplicates, first_few
 from trec_eval_compat.io import iter_lines
-
-from .errors import InputError
 
 SHOT_ID = re.compile(r"^shot(\d+)_(\d+)$")
 _DIGITS = re.compile(r"(\d+)")
@@ -97,8 +97,9 @@ def dropped_shots(collection: str = "V3C1") -> frozenset[str]:
     try:
         name = DROPPED_LISTS[collection]
     except KeyError:
-        raise InputError(None, f"no dropped-shots list for collection {collection!r} "
-                               f"(known: {', '.join(DROPPED_LISTS)})") from None
+        raise InputError(
+            None, f"no dropped-shots list for collection {collection!r} (known: {', '.join(DROPPED_LISTS)})"
+        ) from None
     with resources.as_file(resources.files("avs") / "data" / name) as p:
         return frozenset(read_shot_list(p))
 
@@ -110,8 +111,11 @@ def shots_to_exclude(spec: str | os.PathLike) -> frozenset[str]:
         if str(spec) in DROPPED_LISTS:
             return dropped_shots(str(spec))
         if str(spec) in V3C_VIDEOS:
-            raise InputError(spec, f"no such file, and avs ships no dropped-shots list for {spec} (NIST published "
-                                   f"one for {', '.join(DROPPED_LISTS)} only): give a shot-list file")
+            raise InputError(
+                spec,
+                f"no such file, and avs ships no dropped-shots list for {spec} (NIST published "
+                f"one for {', '.join(DROPPED_LISTS)} only): give a shot-list file",
+            )
     return frozenset(nist_shot_id(s) for s in read_shot_list(spec, require_shot_ids=False))
 
 
@@ -129,8 +133,11 @@ class ValidShots:
         if self.ids is not None:
             return shot_id in self.ids
         m = SHOT_ID.match(shot_id)
-        return m is not None and m.group(2) == str(int(m.group(2))) \
+        return (
+            m is not None
+            and m.group(2) == str(int(m.group(2)))
             and 1 <= int(m.group(2)) <= self.max_shot.get(m.group(1), 0)
+        )
 
     @cached_property
     def _video_spelling(self) -> dict[int, str]:
@@ -154,8 +161,9 @@ def read_valid_shot_table(path: str | os.PathLike) -> dict[str, int]:
     table: dict[str, int] = {}
     for lineno, toks in iter_lines(path):
         if len(toks) != 2 or not all(t.isascii() and t.isdigit() for t in toks):
-            raise InputError(path, "expected 'VIDEO MAXSHOT' (two whole numbers) as in NIST's validShotTable",
-                             line=lineno)
+            raise InputError(
+                path, "expected 'VIDEO MAXSHOT' (two whole numbers) as in NIST's validShotTable", line=lineno
+            )
         if toks[0] in table:
             raise InputError(path, f"video {toks[0]} appears twice", line=lineno)
         table[toks[0]] = int(toks[1])
@@ -166,7 +174,7 @@ def read_valid_shot_table(path: str | os.PathLike) -> dict[str, int]:
 
 def read_valid_shots(path: str | os.PathLike) -> ValidShots:
     """A shot list, a collection store (HDF5) or a valid-shot table, told apart by content."""
-    from .collection import open_store  # h5py only when a store is given
+    from avs.formats.store import open_store  # h5py only when a store is given
 
     p = os.fspath(path)
     try:
@@ -190,3 +198,18 @@ def drop_shots(ids: Iterable[str], dropped: Iterable[str]) -> list[str]:
     """``ids`` without the ``dropped`` ones, order kept."""
     gone = frozenset(dropped)
     return [i for i in ids if i not in gone]
+
+
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """One id per line (RUC ``VideoSets/<collection>.txt``, ``--ids`` files); whitespace-separated also accepted."""
+    p = Path(path)
+    try:
+        ids = p.read_text(encoding="utf-8").split()
+    except FileNotFoundError:
+        raise InputError(p, "no such file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(p, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    dup = duplicates(ids)
+    if dup:
+        raise InputError(p, f"{len(dup)} duplicate ids (first: {first_few(dup)})")
+    return ids

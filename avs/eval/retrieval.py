@@ -47,16 +47,16 @@ def relevant_positions(scores: np.ndarray | torch.Tensor, relevant: Sequence[Seq
     item_index = torch.arange(n_items)
     out: list[np.ndarray] = []
     for start in range(0, len(rel), step):
-        block = rel[start:start + step]
+        block = rel[start : start + step]
         gt = torch.zeros(len(block), width, dtype=torch.long)
         valid = torch.zeros(len(block), width, dtype=torch.bool)
         for row, r in enumerate(block):
-            gt[row, :r.size] = torch.from_numpy(r)
-            valid[row, :r.size] = True
-        rows = s[start:start + len(block)]                                       # (b, N)
+            gt[row, : r.size] = torch.from_numpy(r)
+            valid[row, : r.size] = True
+        rows = s[start : start + len(block)]  # (b, N)
         if width <= _COUNT_MAX_RELEVANT:
             # position = 1 + items scored higher + equal-scored items of smaller index: O(G·N), no sort
-            gt_scores = rows.gather(1, gt).unsqueeze(-1)                         # (b, G, 1)
+            gt_scores = rows.gather(1, gt).unsqueeze(-1)  # (b, G, 1)
             ahead = (rows.unsqueeze(1) > gt_scores).sum(-1)
             ahead += ((rows.unsqueeze(1) == gt_scores) & (item_index < gt.unsqueeze(-1))).sum(-1)
             pos = (ahead + 1).numpy()
@@ -65,7 +65,7 @@ def relevant_positions(scores: np.ndarray | torch.Tensor, relevant: Sequence[Seq
             order = torch.sort(rows, dim=1, descending=True, stable=True).indices
             place = torch.empty_like(order).scatter_(1, order, (item_index + 1).expand_as(order))
             pos = place.gather(1, gt).numpy()
-        out.extend(np.sort(pos[row, :r.size]) for row, r in enumerate(block))
+        out.extend(np.sort(pos[row, : r.size]) for row, r in enumerate(block))
     return out
 
 
@@ -74,8 +74,13 @@ def summarize(positions: Sequence[np.ndarray]) -> dict[str, float]:
     ranks = np.array([p[0] for p in positions], dtype=np.float64)
     aps = np.array([np.mean(np.arange(1, p.size + 1) / p) for p in positions], dtype=np.float64)
     out = {f"r{k}": float(100.0 * np.mean(ranks <= k)) for k in (1, 5, 10)}
-    out.update(medr=float(np.floor(np.median(ranks))), meanr=float(ranks.mean()), mir=float(np.mean(1.0 / ranks)),
-               map=float(aps.mean()), queries=len(ranks))
+    out.update(
+        medr=float(np.floor(np.median(ranks))),
+        meanr=float(ranks.mean()),
+        mir=float(np.mean(1.0 / ranks)),
+        map=float(aps.mean()),
+        queries=len(ranks),
+    )
     return out
 
 
@@ -93,8 +98,9 @@ def caption_relevance(caption_videos: Sequence[int], n_videos: int) -> tuple[lis
     return [captions_of[v] for v in videos], videos
 
 
-def text_video_metrics(scores: np.ndarray | torch.Tensor, caption_videos: Sequence[int],
-                       directions: Sequence[str] = ("t2v", "v2t")) -> dict[str, dict[str, float]]:
+def text_video_metrics(
+    scores: np.ndarray | torch.Tensor, caption_videos: Sequence[int], directions: Sequence[str] = ("t2v", "v2t")
+) -> dict[str, dict[str, float]]:
     """Metrics of a captions x videos score matrix; ``caption_videos[i]`` is the video index of caption i."""
     s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, torch.Tensor) else scores)
     out = {}
@@ -108,10 +114,19 @@ def text_video_metrics(scores: np.ndarray | torch.Tensor, caption_videos: Sequen
 
 def metrics_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:
     """One row per direction: direction, queries, R@1 ... mAP."""
-    rows = [{"direction": d, "queries": int(m["queries"]), **{LABELS[k]: float(m[k]) for k in METRICS}}
-            for d, m in results.items()]
+    rows = [
+        {"direction": d, "queries": int(m["queries"]), **{LABELS[k]: float(m[k]) for k in METRICS}}
+        for d, m in results.items()
+    ]
     return pd.DataFrame(rows, columns=["direction", "queries", *LABELS.values()])
 
 
-__all__ = ["METRICS", "relevant_positions", "summarize", "retrieval_metrics", "caption_relevance",
-           "text_video_metrics", "metrics_table"]
+__all__ = [
+    "METRICS",
+    "relevant_positions",
+    "summarize",
+    "retrieval_metrics",
+    "caption_relevance",
+    "text_video_metrics",
+    "metrics_table",
+]

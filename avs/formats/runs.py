@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
+from avs.errors import InputError
+from avs.formats.fileio import atomic_write, check_writable
+from avs.formats.shots import ValidShots, has_part_prefix, is_shot_id, nist_shot_id, read_valid_shots
 from trec_eval_compat import io as tio
 from trec_eval_compat import runxml, xmlsafe
 from trec_eval_compat.ids import DEFAULT_PREFIX, eval_topic_id, nist_topic_num
-
-from .errors import InputError
-from .fileio import atomic_write, check_writable
-from .shots import ValidShots, has_part_prefix, is_shot_id, nist_shot_id, read_valid_shots
 
 MAX_ITEMS = 1000
 MAX_TOPIC = 770  # NIST's 2025 checker knows topic numbers up to 770
@@ -104,6 +103,7 @@ class Problem:
 
 # ----------------------------------------------------------------------------------------------- reading
 
+
 def read_run(path: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> Run:
     """Read a run, XML or TREC (decided by content), ``.gz`` or not. TREC topic ids must be ``prefix``+number."""
     if tio.looks_like_xml(path):
@@ -154,6 +154,7 @@ def _from_trec(lines: list[tio.RunLine], path, prefix: str) -> Run:
 
 # ----------------------------------------------------------------------------------------------- editing
 
+
 def with_attributes(run: Run, elapsed: str | None = None, **attrs: str | None) -> Run:
     """A copy of ``run`` with the given run attributes (``RunInfo`` field names) replaced where not None,
     and ``elapsed`` (seconds) set on topics that have no elapsed time."""
@@ -171,6 +172,7 @@ def top(run: Run, n: int) -> Run:
 
 
 # ----------------------------------------------------------------------------------------------- writing
+
 
 def _score(item: Item, rank: int) -> float:
     # The XML -> TREC convention of LAFF/sea (trecvid-formats §4): strictly decreasing, so order is kept.
@@ -193,11 +195,15 @@ def run_lines(run: Run, prefix: str = DEFAULT_PREFIX) -> list[tio.RunLine]:
         for rank, it in enumerate(t.items, 1):
             key = (_score(it, rank), nist_shot_id(it.shot))
             if not math.isfinite(key[0]):
-                raise InputError(run.path, f"topic {num}: rank {rank} ({it.shot}) has score {key[0]}; evaluators "
-                                           "need finite scores")
+                raise InputError(
+                    run.path, f"topic {num}: rank {rank} ({it.shot}) has score {key[0]}; evaluators need finite scores"
+                )
             if prev is not None and key > prev:
-                raise InputError(run.path, f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
-                                           f"ranking (evaluators sort by score, then shot id descending)")
+                raise InputError(
+                    run.path,
+                    f"topic {num}: the score of rank {rank} ({it.shot}) does not follow the "
+                    f"ranking (evaluators sort by score, then shot id descending)",
+                )
             prev = key
             out.append(tio.RunLine(topic, "Q0", nist_shot_id(it.shot), str(rank), key[0], tag, rank))
     return out
@@ -219,8 +225,9 @@ def doctype(year: int) -> str:
 
 def year_fields(year: int) -> list[str]:
     """The ``RunInfo`` fields a ``year`` run carries, in the order they are written."""
-    return [f for f in _ATTRS if (f not in ("task", "novelty") or year >= TASK_YEAR)
-            and (f != "algo" or year >= ALGO_YEAR)]
+    return [
+        f for f in _ATTRS if (f not in ("task", "novelty") or year >= TASK_YEAR) and (f != "algo" or year >= ALGO_YEAR)
+    ]
 
 
 def whole_seconds(seconds: float | str) -> str:
@@ -243,8 +250,11 @@ def to_xml(run: Run, year: int) -> bytes:
     wanted = year_fields(year)
     missing = [f for f in wanted if getattr(run.info, f) is None]
     if missing:
-        raise InputError(run.path, f"a {year} run needs {', '.join(_ATTRS[f][0] for f in missing)} "
-                                   f"(set with {', '.join(_ATTRS[f][1] for f in missing)})")
+        raise InputError(
+            run.path,
+            f"a {year} run needs {', '.join(_ATTRS[f][0] for f in missing)} "
+            f"(set with {', '.join(_ATTRS[f][1] for f in missing)})",
+        )
     if not run.topics:
         raise InputError(run.path, "the run has no topics")
     for f in wanted:  # lxml's own refusal names neither the attribute nor the option
@@ -255,17 +265,22 @@ def to_xml(run: Run, year: int) -> bytes:
     res.text, res.tail = "\n", "\n"
     for num, t in run.topics.items():
         if t.elapsed is None:
-            raise InputError(run.path, f"topic {num} has no elapsed time (TREC runs carry none; "
-                                       f"set it with --elapsed SECONDS)")
+            raise InputError(
+                run.path, f"topic {num} has no elapsed time (TREC runs carry none; set it with --elapsed SECONDS)"
+            )
         tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=_elapsed_for_xml(t.elapsed))
         tr.text, tr.tail = "\n", "\n"
         for seq, it in enumerate(t.items, 1):
             for text in (it.shot, *it.extra.values()):
                 xmlsafe.check_xml_text(text, run.path, f"topic {num}: item {seq}")
-            etree.SubElement(tr, runxml.ITEM, {"seqNum": str(seq), "shotId": nist_shot_id(it.shot),
-                                               **it.extra}).tail = "\n"
-    data = (f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
-            + etree.tostring(root, encoding="UTF-8") + b"\n")
+            etree.SubElement(
+                tr, runxml.ITEM, {"seqNum": str(seq), "shotId": nist_shot_id(it.shot), **it.extra}
+            ).tail = "\n"
+    data = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
+        + etree.tostring(root, encoding="UTF-8")
+        + b"\n"
+    )
     problems = _xml_problems(data, run.path or "<run>", year, None, None)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -284,8 +299,9 @@ def is_xml_name(path: str | os.PathLike) -> bool:
     return name.endswith(".xml") or name.endswith(".xml.gz")
 
 
-def write_run(run: Run, path: str | os.PathLike, year: int | None = None, force: bool = False,
-              prefix: str = DEFAULT_PREFIX) -> Path:
+def write_run(
+    run: Run, path: str | os.PathLike, year: int | None = None, force: bool = False, prefix: str = DEFAULT_PREFIX
+) -> Path:
     """Write XML when ``path`` ends in ``.xml``/``.xml.gz`` (for ``year``, default the run's own), else TREC."""
     if not is_xml_name(path):
         return write_trec(run, path, force, prefix)
@@ -296,6 +312,7 @@ def write_run(run: Run, path: str | os.PathLike, year: int | None = None, force:
 
 
 # ----------------------------------------------------------------------------------------------- validating
+
 
 def dtd_path(year: int) -> Path:
     """The shipped DTD that applies to ``year`` (2016-2018, 2019-2022 or 2023 on)."""
@@ -315,16 +332,21 @@ def read_pids(path: str | os.PathLike) -> frozenset[str]:
     return frozenset(pids)
 
 
-def validate(path: str | os.PathLike, topics: str | os.PathLike | None = None,
-             shots: str | os.PathLike | ValidShots | None = None, year: int | None = None,
-             prefix: str = DEFAULT_PREFIX, pids: str | os.PathLike | frozenset[str] | None = None) -> list[Problem]:
+def validate(
+    path: str | os.PathLike,
+    topics: str | os.PathLike | None = None,
+    shots: str | os.PathLike | ValidShots | None = None,
+    year: int | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    pids: str | os.PathLike | frozenset[str] | None = None,
+) -> list[Problem]:
     """All problems of a run file (XML, or TREC for the checks that apply), in file order; [] = valid.
 
     ``topics``: the task's topic file (the run must answer each once); ``shots``: a shot list, a collection
     store or NIST's valid-shot table (``read_valid_shots``); ``pids``: NIST's participant list. A file that
     cannot be read at all (missing) raises ``InputError``; one that is not well-formed is a problem.
     """
-    from .topics import as_topics
+    from avs.formats.topics import as_topics
 
     topic_nums = as_topics(topics).nums if topics is not None else None
     valid = read_valid_shots(shots) if isinstance(shots, (str, os.PathLike)) else shots
@@ -364,8 +386,9 @@ def _java_int(s: str) -> int | None:
     return v if v <= 2**31 - 1 else None
 
 
-def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots: ValidShots | None,
-                  pids: frozenset[str] | None = None) -> list[Problem]:
+def _xml_problems(
+    data: bytes, path: str, year: int | None, topic_nums, shots: ValidShots | None, pids: frozenset[str] | None = None
+) -> list[Problem]:
     out = _Collect(path)
     try:
         x = runxml.read_xml(io.BytesIO(data), path)
@@ -398,14 +421,19 @@ def _xml_problems(data: bytes, path: str, year: int | None, topic_nums, shots: V
         seen.setdefault(num, t.line)
         if not 1 <= num <= MAX_TOPIC:
             nist = str(num)[1:]
-            hint = f" (an evaluation id? tNum is NIST's number, {int(nist)})" \
-                if str(num).startswith("1") and nist.isdigit() and 1 <= int(nist) <= MAX_TOPIC else ""
+            hint = (
+                f" (an evaluation id? tNum is NIST's number, {int(nist)})"
+                if str(num).startswith("1") and nist.isdigit() and 1 <= int(nist) <= MAX_TOPIC
+                else ""
+            )
             out.add(t.line, f"topic {num} is outside 1..{MAX_TOPIC}, the topic numbers NIST's checker knows{hint}")
         elif topic_nums is not None and num not in topic_nums:
             out.add(t.line, f"topic {num} is not in the topics file")
         if t.elapsed is not None and _java_int(t.elapsed.strip()) is None:
-            out.add(t.line, f"topic {num}: elapsedTime {t.elapsed!r} is not a whole number of seconds "
-                            f"(NIST's checker stops on it)")
+            out.add(
+                t.line,
+                f"topic {num}: elapsedTime {t.elapsed!r} is not a whole number of seconds (NIST's checker stops on it)",
+            )
         _check_shots([(it.shot, it.line) for it in t.items if it.shot is not None], num, shots, out)
         _check_seq(t.items[:MAX_ITEMS], num, out)  # like NIST's checker: items past 1000 are only counted
     _check_topic_set(seen, topic_nums, out)
@@ -456,23 +484,28 @@ def _check_seq(items: list[runxml.XmlItem], num: int, out: _Collect) -> None:
             first[seq] = it.line
 
 
-def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots: ValidShots | None,
-                 out: _Collect) -> None:
+def _check_shots(shots_lines: list[tuple[str, int | None]], num: int, shots: ValidShots | None, out: _Collect) -> None:
     if len(shots_lines) > MAX_ITEMS:
-        out.add(shots_lines[MAX_ITEMS][1], f"topic {num} has {len(shots_lines)} items; at most {MAX_ITEMS} "
-                                           f"are allowed")
+        out.add(shots_lines[MAX_ITEMS][1], f"topic {num} has {len(shots_lines)} items; at most {MAX_ITEMS} are allowed")
     first: dict[str, int | None] = {}
     for shot, line in shots_lines:
         if has_part_prefix(shot):
-            out.add(line, f"topic {num}: shot id {shot!r} has a collection prefix NIST's ids do not have "
-                          f"({nist_shot_id(shot)}; avs run convert removes it)")
+            out.add(
+                line,
+                f"topic {num}: shot id {shot!r} has a collection prefix NIST's ids do not have "
+                f"({nist_shot_id(shot)}; avs run convert removes it)",
+            )
         elif not is_shot_id(shot):
             out.add(line, f"topic {num}: shot id {shot!r} is not shot<digits>_<digits>")
         elif shots is not None and shot not in shots:
             spelled = shots.spelled(shot)
-            out.add(line, f"topic {num}: {shot} is not in the {shots.kind}" if spelled is None else
-                    f"topic {num}: {shot} is written {spelled} in the {shots.kind} and in NIST's judgments "
-                    f"(NIST's checker passes it, but it would never match a judged shot)")
+            out.add(
+                line,
+                f"topic {num}: {shot} is not in the {shots.kind}"
+                if spelled is None
+                else f"topic {num}: {shot} is written {spelled} in the {shots.kind} and in NIST's judgments "
+                f"(NIST's checker passes it, but it would never match a judged shot)",
+            )
         if shot in first:
             out.add(line, f"topic {num}: {shot} appears twice (first at line {first[shot]})")
         first.setdefault(shot, line)
@@ -486,8 +519,7 @@ def _check_topic_set(seen, topic_nums, out: _Collect) -> None:
             out.add(None, f"no result for topic {n} of the topics file")
 
 
-def _trec_problems(run: tio.RunColumns, path: str, prefix: str, topic_nums,
-                   shots: ValidShots | None) -> list[Problem]:
+def _trec_problems(run: tio.RunColumns, path: str, prefix: str, topic_nums, shots: ValidShots | None) -> list[Problem]:
     out = _Collect(path)
     by_topic: dict[int, list[np.ndarray]] = defaultdict(list)  # rows, ids that read as one number together
     for topic, rows in zip(run.topics, run.rows_by_topic()):
@@ -510,6 +542,7 @@ def _trec_problems(run: tio.RunColumns, path: str, prefix: str, topic_nums,
 
 # ----------------------------------------------------------------------------------------------- fusion
 
+
 def _normalize(scores: list[float], norm: str) -> list[float]:
     if norm == "minmax":
         lo, hi = min(scores), max(scores)
@@ -521,8 +554,14 @@ def _normalize(scores: list[float], norm: str) -> list[float]:
     return list(scores)
 
 
-def fuse(runs: list[Run], method: str = "rrf", weights: list[float] | None = None, norm: str | None = None,
-         depth: int = MAX_ITEMS, k: int = RRF_K) -> Run:
+def fuse(
+    runs: list[Run],
+    method: str = "rrf",
+    weights: list[float] | None = None,
+    norm: str | None = None,
+    depth: int = MAX_ITEMS,
+    k: int = RRF_K,
+) -> Run:
     """Late fusion of ``runs`` per topic, best ``depth`` kept; ties go to the larger shot id, as in evaluation.
 
     * rrf: sum of w / (k + rank) (ranks from 1; scores and ``norm`` unused).

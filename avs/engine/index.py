@@ -28,10 +28,10 @@ import h5py
 import numpy as np
 import torch
 
-from .collection import DestinationLock, io_failure, open_store, os_problem, quiet_release
-from .errors import InputError
-from .fileio import check_writable
-from .models import LoadedModel, check_video_features, load_model, usable_device
+from avs.errors import InputError
+from avs.formats.fileio import DestinationLock, check_writable, io_failure, os_problem, quiet_release
+from avs.formats.store import open_store
+from avs.models import LoadedModel, check_video_features, load_model, usable_device
 
 FORMAT = "avs-index"
 FORMAT_VERSION = 1
@@ -61,13 +61,19 @@ class Index:
     def check_model(self, loaded: LoadedModel) -> None:
         """Refuse to search this index with another model than the one that built it."""
         if loaded.fingerprint != self.model_fingerprint:
-            raise InputError(self.path, f"built with model {self.model_name!r} ({self.model_fingerprint[:12]}), "
-                             f"not with {loaded.path} ({loaded.fingerprint[:12]}): rebuild the index or "
-                             "search with the model that built it")
+            raise InputError(
+                self.path,
+                f"built with model {self.model_name!r} ({self.model_fingerprint[:12]}), "
+                f"not with {loaded.path} ({loaded.fingerprint[:12]}): rebuild the index or "
+                "search with the model that built it",
+            )
         cfg = loaded.config
         if (cfg.spaces, cfg.space_size) != (self.spaces, self.space_size):
-            raise InputError(self.path, f"rows of {self.spaces} x {self.space_size} dims, but model {cfg.name!r} "
-                             f"({loaded.path}) embeds in {cfg.spaces} x {cfg.space_size}: rebuild the index")
+            raise InputError(
+                self.path,
+                f"rows of {self.spaces} x {self.space_size} dims, but model {cfg.name!r} "
+                f"({loaded.path}) embeds in {cfg.spaces} x {cfg.space_size}: rebuild the index",
+            )
 
     @property
     def offset(self) -> int | None:
@@ -82,8 +88,15 @@ class Index:
         return np.memmap(self.path, dtype=np.float16, mode="r", offset=offset, shape=self.embeddings.shape)
 
 
-ATTRS = ("spaces", "space_size", "space_weights", "model_fingerprint", "model_name", "collection_fingerprint",
-         "collection_name")
+ATTRS = (
+    "spaces",
+    "space_size",
+    "space_weights",
+    "model_fingerprint",
+    "model_name",
+    "collection_fingerprint",
+    "collection_name",
+)
 
 
 def open_index(path: str | os.PathLike) -> Index:
@@ -107,8 +120,9 @@ def open_index(path: str | os.PathLike) -> Index:
         if isinstance(e, InputError):
             raise
         if isinstance(e, (OSError, KeyError, TypeError, ValueError, RuntimeError)):
-            raise InputError(p, f"damaged or unreadable index ({os_problem(e) if isinstance(e, OSError) else e})") \
-                from None
+            raise InputError(
+                p, f"damaged or unreadable index ({os_problem(e) if isinstance(e, OSError) else e})"
+            ) from None
         raise
 
 
@@ -125,8 +139,9 @@ def _open(f: h5py.File, p: Path) -> Index:
         raise InputError(p, f"not an avs index (root attribute format is not {FORMAT!r})")
     version = _int(a, "format_version")
     if version is None or version > FORMAT_VERSION:
-        raise InputError(p, f"index format version {a.get('format_version')!r} is not one this avs reads "
-                         f"({FORMAT_VERSION})")
+        raise InputError(
+            p, f"index format version {a.get('format_version')!r} is not one this avs reads ({FORMAT_VERSION})"
+        )
     if _int(a, "complete") != 1:
         raise InputError(p, "incomplete index (its build was interrupted); run avs index again")
     missing = [k for k in ATTRS if k not in a]
@@ -134,8 +149,9 @@ def _open(f: h5py.File, p: Path) -> Index:
         raise InputError(p, f"no root attribute {', '.join(missing)}: not a complete avs index")
     spaces, space_size = _int(a, "spaces"), _int(a, "space_size")
     if not spaces or not space_size or spaces < 1 or space_size < 1:
-        raise InputError(p, f"attributes spaces={a['spaces']!r}, space_size={a['space_size']!r} are not positive "
-                         "integers")
+        raise InputError(
+            p, f"attributes spaces={a['spaces']!r}, space_size={a['space_size']!r} are not positive integers"
+        )
     weights = np.asarray(a["space_weights"], dtype=np.float64).reshape(-1)
     if weights.shape != (spaces,) or not np.isfinite(weights).all():
         raise InputError(p, f"attribute space_weights holds {weights.size} values (finite?) for {spaces} spaces")
@@ -152,8 +168,9 @@ def _open(f: h5py.File, p: Path) -> Index:
     if emb.ndim != 2 or emb.dtype != np.float16:
         raise InputError(p, f"/embeddings is {emb.dtype} of shape {emb.shape}, not 2-D float16")
     if emb.shape[1] != dim:
-        raise InputError(p, f"/embeddings rows have {emb.shape[1]} dims, but spaces x space_size = {spaces} x "
-                         f"{space_size} = {dim}")
+        raise InputError(
+            p, f"/embeddings rows have {emb.shape[1]} dims, but spaces x space_size = {spaces} x {space_size} = {dim}"
+        )
     if emb.shape[0] != len(ids):
         raise InputError(p, f"{len(ids)} ids but {emb.shape[0]} embedding rows")
     if not ids:
@@ -162,8 +179,18 @@ def _open(f: h5py.File, p: Path) -> Index:
         offset, size = emb.id.get_offset(), p.stat().st_size
         if offset is None or offset + emb.size * 2 > size:
             raise InputError(p, f"truncated: the embeddings end past the end of the file ({size} bytes)")
-    return Index(p, ids, emb, spaces, space_size, weights, str(a["model_fingerprint"]), str(a["model_name"]),
-                 str(a["collection_fingerprint"]), str(a["collection_name"]))
+    return Index(
+        p,
+        ids,
+        emb,
+        spaces,
+        space_size,
+        weights,
+        str(a["model_fingerprint"]),
+        str(a["model_name"]),
+        str(a["collection_fingerprint"]),
+        str(a["collection_name"]),
+    )
 
 
 def _part_matches(part: Path, attrs: dict, n: int, dim: int) -> bool:
@@ -171,8 +198,14 @@ def _part_matches(part: Path, attrs: dict, n: int, dim: int) -> bool:
         with h5py.File(part, "r") as f:
             same = all(f.attrs.get(k) == v for k, v in attrs.items() if k != "space_weights")
             done = _int(f.attrs, "rows_done")
-            return bool(same and done is not None and 0 <= done <= n and f["embeddings"].shape == (n, dim)
-                        and f["embeddings"].dtype == np.float16 and f["ids"].shape == (n,))
+            return bool(
+                same
+                and done is not None
+                and 0 <= done <= n
+                and f["embeddings"].shape == (n, dim)
+                and f["embeddings"].dtype == np.float16
+                and f["ids"].shape == (n,)
+            )
     except (OSError, KeyError, TypeError, ValueError):
         return False
 
@@ -213,8 +246,15 @@ def _first_nonfinite(block: np.ndarray) -> int | None:
 
 
 @torch.no_grad()
-def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.PathLike, out: str | os.PathLike,
-                batch_size: int = 2048, device: str = "cpu", force: bool = False, progress: bool = True) -> Path:
+def build_index(
+    model: LoadedModel | str | os.PathLike,
+    collection: str | os.PathLike,
+    out: str | os.PathLike,
+    batch_size: int = 2048,
+    device: str = "cpu",
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Encode every shot of the collection store ``collection`` with ``model`` into the index ``out``.
 
     Every problem is refused before ``out`` (or its ``.part``) exists where it can be (device, model, store,
@@ -240,9 +280,16 @@ def build_index(model: LoadedModel | str | os.PathLike, collection: str | os.Pat
 def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch.device, progress: bool) -> Path:
     cfg = loaded.config
     n, dim = len(store), cfg.spaces * cfg.space_size
-    attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "spaces": cfg.spaces,
-             "space_size": cfg.space_size, "model_fingerprint": loaded.fingerprint, "model_name": cfg.name,
-             "collection_fingerprint": store.fingerprint, "collection_name": store.name}
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spaces": cfg.spaces,
+        "space_size": cfg.space_size,
+        "model_fingerprint": loaded.fingerprint,
+        "model_name": cfg.name,
+        "collection_fingerprint": store.fingerprint,
+        "collection_name": store.name,
+    }
     part = out.parent / f".{out.name}.part"
     try:
         if part.exists() and _part_matches(part, attrs, n, dim):
@@ -287,12 +334,17 @@ def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch
                 row = _first_nonfinite(block.reshape(len(block), -1))
                 if row is not None:
                     shot = store.ids[rows.start + row]
-                    raise InputError(store.path, f"feature {name}: NaN/inf in row {rows.start + row} (shot {shot}); "
-                                     "`avs collection check` lists them all: fix or drop those shots and re-import")
+                    raise InputError(
+                        store.path,
+                        f"feature {name}: NaN/inf in row {rows.start + row} (shot {shot}); "
+                        "`avs collection check` lists them all: fix or drop those shots and re-import",
+                    )
             return rows, feats, frames
 
-        with tqdm(total=n, initial=start, unit="shot", desc="index", disable=None if progress else True) as bar, \
-                ThreadPoolExecutor(1) as reader:
+        with (
+            tqdm(total=n, initial=start, unit="shot", desc="index", disable=None if progress else True) as bar,
+            ThreadPoolExecutor(1) as reader,
+        ):
             ahead = reader.submit(read, slice(start, min(start + batch_size, n))) if start < n else None
             while ahead is not None:
                 rows, feats, frames = ahead.result()
@@ -304,8 +356,11 @@ def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch
                 emb = emb.to(torch.float16).cpu().numpy()
                 row = _first_nonfinite(emb)
                 if row is not None:
-                    raise InputError(loaded.path, f"the model gives NaN/inf embeddings (first: shot "
-                                     f"{store.ids[rows.start + row]} of {store.path}): are its weights damaged?")
+                    raise InputError(
+                        loaded.path,
+                        f"the model gives NaN/inf embeddings (first: shot "
+                        f"{store.ids[rows.start + row]} of {store.path}): are its weights damaged?",
+                    )
                 embeddings[rows] = emb
                 f.attrs["rows_done"] = rows.stop  # written after the rows: a crash never skips any
                 f.flush()

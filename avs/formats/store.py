@@ -14,12 +14,9 @@ Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import os
 import re
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,27 +24,29 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
-import pandas as pd
 
-from .errors import InputError
-from .fileio import check_writable
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no locking
-    fcntl = None
-
-log = logging.getLogger(__name__)
+from avs.errors import InputError, duplicates, first_few
+from avs.formats.fileio import DestinationLock, check_writable, io_failure, os_problem, quiet_release
 
 FORMAT = "avs-collection"
+
+
 FORMAT_VERSION = 1
+
+
 DTYPES = ("float16", "float32")
+
+
 # Chunks of whole rows, about this many bytes. Chunks are uncompressed, so point reads fetch only the
 # rows asked for whatever the chunk size; sequential block reads measured 2x faster with 16 MiB chunks
 # than with 4 MiB ones (bench/collection_io.py).
 CHUNK_BYTES = 16 << 20
+
+
 # Rows per block when streaming: about this many bytes of the widest feature at a time.
 BLOCK_BYTES = 32 << 20
+
+
 FEATURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -62,112 +61,6 @@ def block_rows_for(dims: Sequence[int], itemsize: int = 4) -> int:
     return _pow2_rows(max(dims, default=1) * itemsize, BLOCK_BYTES)
 
 
-def first_few(items: Sequence[str], k: int = 3) -> str:
-    return ", ".join(items[:k]) + (", ..." if len(items) > k else "")
-
-
-def duplicates(ids: Sequence[str]) -> list[str]:
-    """Ids occurring more than once, each once, in order of their second occurrence."""
-    seen: set[str] = set()
-    dup: dict[str, None] = {}
-    for i in ids:
-        if i in seen:
-            dup[i] = None
-        seen.add(i)
-    return list(dup)
-
-
-def io_failure(e: BaseException) -> str | None:
-    """One line for a failed read or write (an OSError, or the RuntimeError h5py raises when a flush fails, the
-    errno inside its message); None for any other exception."""
-    if isinstance(e, OSError):
-        return os_problem(e)
-    if isinstance(e, RuntimeError) and re.search(r"errno = \d+|write failed|read failed", str(e)):
-        return os_problem(OSError(str(e)))
-    return None
-
-
-@contextlib.contextmanager
-def quiet_release() -> Iterator[None]:
-    """Close (and drop the last reference to) an HDF5 file whose writes failed inside this block: HDF5 retries
-    the failed flush when the file object is freed, and h5py would print that error as an ignored exception."""
-    hook, stderr = sys.unraisablehook, sys.stderr
-    sys.unraisablehook = lambda unraisable: None
-    sys.stderr = io.StringIO()  # Cython prints the traceback itself before calling the hook
-    try:
-        yield
-    finally:
-        sys.unraisablehook, sys.stderr = hook, stderr
-
-
-def os_problem(e: OSError) -> str:
-    """One line for an OS error, h5py's included (they carry the errno only inside their message)."""
-    if e.errno:
-        return os.strerror(e.errno)
-    m = re.search(r"errno = (\d+)", str(e))
-    if m and int(m.group(1)):
-        return os.strerror(int(m.group(1)))
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-class DestinationLock:
-    """The exclusive right to write ``path``: an ``flock`` on ``.NAME.lock`` beside it, taken without waiting.
-
-    Two writers of one output (they share its ``.NAME.part`` name, so that an interrupted write can resume)
-    would damage each other's file; the second one is refused instead. The lock dies with its process, so a
-    killed writer never blocks the next one; :meth:`release` removes the lock file.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.lock_path = self.path.parent / f".{self.path.name}.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> "DestinationLock":
-        if fcntl is None or self._fd is not None:
-            return self
-        while True:
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as e:
-                raise InputError(self.path, f"cannot write here: {os_problem(e)}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise InputError(self.path, f"another avs is writing {self.path} (it holds {self.lock_path.name}); "
-                                 "wait for it to finish") from None
-            except OSError as e:  # a file system without locks: write unguarded rather than not at all
-                log.warning("cannot lock %s (%s): not guarded against a second writer", self.lock_path, os_problem(e))
-                os.close(fd)
-                return self
-            # the previous holder may have removed the file between our open and our lock: hold the one at the path
-            try:
-                st, mine = os.stat(self.lock_path), os.fstat(fd)
-                same = (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-            except FileNotFoundError:
-                same = False
-            if same:
-                self._fd = fd
-                return self
-            os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.lock_path)  # while still holding it (see acquire)
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> "DestinationLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
 @dataclass(frozen=True)
 class FeatureSpec:
     """A feature to be written: its name in the store, width, storage dtype and provenance."""
@@ -175,8 +68,8 @@ class FeatureSpec:
     name: str
     dim: int
     dtype: str = "float32"
-    extractor: str = ""   # model that produced the vectors; defaults to ``name``
-    source: str = ""      # where the vectors came from (path), for messages and provenance
+    extractor: str = ""  # model that produced the vectors; defaults to ``name``
+    source: str = ""  # where the vectors came from (path), for messages and provenance
 
 
 @dataclass(frozen=True)
@@ -199,9 +92,17 @@ class StoreWriter:
     OS error) is an InputError naming ``path``, and removes the partial file.
     """
 
-    def __init__(self, path: str | os.PathLike, ids: Sequence[str], specs: Sequence[FeatureSpec],
-                 name: str | None = None, meta: Mapping | None = None, force: bool = False,
-                 allow_nonfinite: bool = False, frames: Sequence[FrameSpec] = ()):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        ids: Sequence[str],
+        specs: Sequence[FeatureSpec],
+        name: str | None = None,
+        meta: Mapping | None = None,
+        force: bool = False,
+        allow_nonfinite: bool = False,
+        frames: Sequence[FrameSpec] = (),
+    ):
         self.path = check_writable(path, force)
         ids = list(ids)
         if not ids:
@@ -214,16 +115,21 @@ class StoreWriter:
             raise InputError(self.path, "no features to store")
         for s in (*specs, *frames):
             if not FEATURE_NAME.match(s.name):
-                raise InputError(s.source or self.path, f"feature name {s.name!r} is not usable in a store "
-                                 "(letters, digits, '_', '.', '+', '-'; not starting with a symbol)")
+                raise InputError(
+                    s.source or self.path,
+                    f"feature name {s.name!r} is not usable in a store "
+                    "(letters, digits, '_', '.', '+', '-'; not starting with a symbol)",
+                )
             if s.dtype not in DTYPES:
                 raise InputError(s.source or self.path, f"storage dtype {s.dtype!r} is not one of {', '.join(DTYPES)}")
             if s.dim < 1:
                 raise InputError(s.source or self.path, f"feature {s.name}: dimension {s.dim} is not positive")
         for s in frames:
             if s.rows < len(ids):
-                raise InputError(s.source or self.path, f"frame feature {s.name}: {s.rows} frames for {len(ids)} "
-                                 "videos (every video needs at least one)")
+                raise InputError(
+                    s.source or self.path,
+                    f"frame feature {s.name}: {s.rows} frames for {len(ids)} videos (every video needs at least one)",
+                )
         if len(set(names)) != len(names):
             raise InputError(self.path, f"feature names repeat: {first_few(duplicates(names))}")
         self.ids = ids
@@ -274,8 +180,12 @@ class StoreWriter:
         n = len(self.ids)
         for s in self.specs.values():
             itemsize = np.dtype(s.dtype).itemsize
-            ds = group.create_dataset(s.name, shape=(n, s.dim), dtype=s.dtype,
-                                      chunks=(_pow2_rows(s.dim * itemsize, CHUNK_BYTES, cap=n), s.dim))
+            ds = group.create_dataset(
+                s.name,
+                shape=(n, s.dim),
+                dtype=s.dtype,
+                chunks=(_pow2_rows(s.dim * itemsize, CHUNK_BYTES, cap=n), s.dim),
+            )
             ds.attrs["extractor"] = s.extractor or s.name
             ds.attrs["dim"] = s.dim
             ds.attrs["source"] = s.source
@@ -283,8 +193,12 @@ class StoreWriter:
         for s in self.frame_specs.values():
             g = frames.create_group(s.name)
             itemsize = np.dtype(s.dtype).itemsize
-            g.create_dataset("data", shape=(s.rows, s.dim), dtype=s.dtype,
-                             chunks=(_pow2_rows(s.dim * itemsize, CHUNK_BYTES, cap=s.rows), s.dim))
+            g.create_dataset(
+                "data",
+                shape=(s.rows, s.dim),
+                dtype=s.dtype,
+                chunks=(_pow2_rows(s.dim * itemsize, CHUNK_BYTES, cap=s.rows), s.dim),
+            )
             g.create_dataset("offsets", data=np.zeros(n + 1, dtype=np.int64))
             g.attrs["extractor"] = s.extractor or s.name
             g.attrs["dim"] = s.dim
@@ -320,8 +234,9 @@ class StoreWriter:
             if v.ndim != 2 or v.shape[1] != spec.dim:
                 raise ValueError(f"frame feature {name}: frames of shape {v.shape}, expected (k, {spec.dim})")
             if not len(v):
-                raise InputError(spec.source or self.path,
-                                 f"frame feature {name}: no frames for id {self.ids[start + k]}")
+                raise InputError(
+                    spec.source or self.path, f"frame feature {name}: no frames for id {self.ids[start + k]}"
+                )
         counts = np.array([len(v) for v in videos], dtype=np.int64)
         ends = first + np.cumsum(counts)
         last = int(ends[-1]) if len(ends) else first
@@ -331,20 +246,23 @@ class StoreWriter:
         with np.errstate(over="ignore"):
             data = np.ascontiguousarray(block, dtype=spec.dtype)
         if not self.allow_nonfinite:
+
             def where(row: int) -> str:
                 starts = ends - counts - first  # of each video's frames in this block
                 video = int(np.searchsorted(starts, row, side="right")) - 1
                 return f"frame {row - int(starts[video])} of id {self.ids[start + video]}"
+
             self._check_finite(spec, data, block, where)
         with self._failing_write():
             group = self._f["frames"][name]
             if len(data):
                 group["data"].write_direct(data, dest_sel=np.s_[first:last])
-            group["offsets"][start + 1:stop + 1] = ends
+            group["offsets"][start + 1 : stop + 1] = ends
         self._filled[name], self._frames_filled[name] = stop, last
 
-    def _check_finite(self, spec: FeatureSpec, data: np.ndarray, original: np.ndarray,
-                      where: Callable[[int], str]) -> None:
+    def _check_finite(
+        self, spec: FeatureSpec, data: np.ndarray, original: np.ndarray, where: Callable[[int], str]
+    ) -> None:
         # One cheap float32 sum finds any NaN/inf (they propagate); only then look for the row.
         if np.isfinite(data.sum(dtype=np.float32)):
             return
@@ -355,15 +273,20 @@ class StoreWriter:
         why = "NaN/inf"
         if np.isfinite(original[row]).all():
             why = f"a value too large for {spec.dtype} (becomes inf)"
-        raise InputError(spec.source or self.path,
-                         f"feature {spec.name}: {why} in {where(row)} (use --allow-nonfinite to import anyway)")
+        raise InputError(
+            spec.source or self.path,
+            f"feature {spec.name}: {why} in {where(row)} (use --allow-nonfinite to import anyway)",
+        )
 
     def finish(self) -> Path:
         short = {k: v for k, v in self._filled.items() if v != len(self.ids)}
         if short:
             raise ValueError(f"features not fully written: {short} of {len(self.ids)} rows")
-        short = {k: f"{v} of {self.frame_specs[k].rows}" for k, v in self._frames_filled.items()
-                 if v != self.frame_specs[k].rows}
+        short = {
+            k: f"{v} of {self.frame_specs[k].rows}"
+            for k, v in self._frames_filled.items()
+            if v != self.frame_specs[k].rows
+        }
         if short:
             raise ValueError(f"frame features not fully written: {short} frames")
         with self._failing_write():
@@ -394,11 +317,19 @@ class StoreWriter:
         self._lock.release()
 
 
-def write_store(path: str | os.PathLike, ids: Sequence[str], features: Mapping[str, np.ndarray],
-                meta: Mapping | None = None, name: str | None = None, dtype: str = "float32",
-                extractors: Mapping[str, str] | None = None, force: bool = False,
-                allow_nonfinite: bool = False, frames: Mapping[str, Sequence[np.ndarray]] | None = None,
-                max_frames: int = 0) -> Path:
+def write_store(
+    path: str | os.PathLike,
+    ids: Sequence[str],
+    features: Mapping[str, np.ndarray],
+    meta: Mapping | None = None,
+    name: str | None = None,
+    dtype: str = "float32",
+    extractors: Mapping[str, str] | None = None,
+    force: bool = False,
+    allow_nonfinite: bool = False,
+    frames: Mapping[str, Sequence[np.ndarray]] | None = None,
+    max_frames: int = 0,
+) -> Path:
     """Write in-memory arrays (rows aligned to ``ids``) as a complete store; returns its path.
 
     ``frames``: frame-level features, name -> one (k, dim) array per id, in ``ids`` order."""
@@ -411,15 +342,24 @@ def write_store(path: str | os.PathLike, ids: Sequence[str], features: Mapping[s
     for fname, videos in (frames or {}).items():
         if len(videos) != len(ids) or any(np.ndim(v) != 2 for v in videos) or len({v.shape[1] for v in videos}) != 1:
             raise InputError(path, f"frame feature {fname}: needs one 2-D array of one width per id ({len(ids)})")
-        frame_specs.append(FrameSpec(fname, videos[0].shape[1], dtype, (extractors or {}).get(fname, ""),
-                                     rows=sum(len(v) for v in videos), max_frames=max_frames))
-    with StoreWriter(path, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite,
-                     frames=frame_specs) as w:
+        frame_specs.append(
+            FrameSpec(
+                fname,
+                videos[0].shape[1],
+                dtype,
+                (extractors or {}).get(fname, ""),
+                rows=sum(len(v) for v in videos),
+                max_frames=max_frames,
+            )
+        )
+    with StoreWriter(
+        path, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite, frames=frame_specs
+    ) as w:
         for spec in specs:
             arr = np.asarray(features[spec.name])
             step = block_rows_for([spec.dim])
             for start in range(0, len(ids), step):
-                w.append(spec.name, arr[start:start + step])
+                w.append(spec.name, arr[start : start + step])
         for spec in frame_specs:
             w.append_frames(spec.name, [np.asarray(v) for v in frames[spec.name]])
         return w.finish()
@@ -501,7 +441,7 @@ class _Layout:
     """What a store's root holds, as far as it is usable, and what is wrong with it."""
 
     problems: list[str]
-    ids: list[str] | None = None                      # None: no usable /ids
+    ids: list[str] | None = None  # None: no usable /ids
     meta: dict | None = None
     features: h5py.Group | None = None
     frames: h5py.Group | dict | None = None
@@ -518,8 +458,11 @@ def _layout(f: h5py.File, for_check: bool = False) -> _Layout:
     elif version > FORMAT_VERSION:
         out.problems.append(f"store format version {version} is newer than this avs reads ({FORMAT_VERSION})")
     if _int_attr(a, "complete", 0) != 1:
-        out.problems.append("incomplete: the root attribute complete is not 1 (an import was interrupted or failed)"
-                            if for_check else "incomplete store (its import was interrupted or failed); import it again")
+        out.problems.append(
+            "incomplete: the root attribute complete is not 1 (an import was interrupted or failed)"
+            if for_check
+            else "incomplete store (its import was interrupted or failed); import it again"
+        )
     out.meta, problem = _parse_meta(a)
     if problem:
         out.problems.append(problem)
@@ -556,16 +499,22 @@ def _feature_problem(name: str, ds, n_ids: int, for_check: bool = False) -> str 
     if ds.dtype.kind not in "fiu":
         return f"feature {name}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})"
     if ds.shape[0] != n_ids:
-        return f"feature {name}: {ds.shape[0]} rows but {n_ids} ids" if for_check else \
-            f"feature {name}: shape {ds.shape} does not match {n_ids} ids"
+        return (
+            f"feature {name}: {ds.shape[0]} rows but {n_ids} ids"
+            if for_check
+            else f"feature {name}: shape {ds.shape} does not match {n_ids} ids"
+        )
     return None
 
 
 def _frame_problem(name: str, g, n_ids: int) -> tuple[str | None, np.ndarray | None]:
     """What makes ``/frames/<name>`` unreadable as the frames of ``n_ids`` videos, if anything; its offsets."""
     what = f"frame feature {name}"
-    if not isinstance(g, h5py.Group) or not isinstance(g.get("data"), h5py.Dataset) \
-            or not isinstance(g.get("offsets"), h5py.Dataset):
+    if (
+        not isinstance(g, h5py.Group)
+        or not isinstance(g.get("data"), h5py.Dataset)
+        or not isinstance(g.get("offsets"), h5py.Dataset)
+    ):
         return f"{what}: not a group with datasets data and offsets", None
     ds, off = g["data"], g["offsets"]
     if ds.ndim != 2:
@@ -573,8 +522,13 @@ def _frame_problem(name: str, g, n_ids: int) -> tuple[str | None, np.ndarray | N
     if ds.dtype.kind not in "fiu":
         return f"{what}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})", None
     offsets = off[()] if off.ndim == 1 and off.dtype.kind in "iu" else None
-    if offsets is None or offsets.shape != (n_ids + 1,) or offsets[0] != 0 or offsets[-1] != ds.shape[0] \
-            or np.any(np.diff(offsets) < 0):
+    if (
+        offsets is None
+        or offsets.shape != (n_ids + 1,)
+        or offsets[0] != 0
+        or offsets[-1] != ds.shape[0]
+        or np.any(np.diff(offsets) < 0)
+    ):
         return (f"{what}: offsets are not {n_ids + 1} non-decreasing row numbers from 0 to {ds.shape[0]}"), None
     if _int_attr(g.attrs, "max_frames", 0) is None:
         return f"{what}: attribute max_frames {_show(g.attrs['max_frames'])} is not an integer", None
@@ -589,8 +543,9 @@ def _reading(path: Path) -> Iterator[None]:
     except InputError:
         raise
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise InputError(path, f"damaged or unreadable store ({os_problem(e) if isinstance(e, OSError) else e})") \
-            from None
+        raise InputError(
+            path, f"damaged or unreadable store ({os_problem(e) if isinstance(e, OSError) else e})"
+        ) from None
 
 
 class FeatureStore:
@@ -657,8 +612,9 @@ class FeatureStore:
             raise InputError(self.path, f"{len(missing)} ids not in the store (first: {first_few(missing)})")
         return np.fromiter((self._index[i] for i in ids), dtype=np.int64, count=len(ids))
 
-    def get(self, name: str, rows: slice | Sequence[int] | np.ndarray | None = None,
-            dtype: str | np.dtype | None = None) -> np.ndarray:
+    def get(
+        self, name: str, rows: slice | Sequence[int] | np.ndarray | None = None, dtype: str | np.dtype | None = None
+    ) -> np.ndarray:
         """Rows of feature ``name``: all (``None``), a slice, or row numbers in any order (repeats allowed)."""
         ds = self._dataset(name)
         if rows is None:
@@ -680,8 +636,11 @@ class FeatureStore:
         out = out[inverse.reshape(-1)]
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def frames(self, name: str, rows: slice | Sequence[int] | np.ndarray | None = None,
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def frames(
+        self,
+        name: str,
+        rows: slice | Sequence[int] | np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Frames of frame feature ``name`` for rows (all, a slice, or row numbers in any order, repeats
         allowed): float32 ``(B, F, dim)`` zero-padded to the most frames F among them, and the ``(B, F)`` bool
         mask of real frames."""
@@ -698,16 +657,20 @@ class FeatureStore:
         if not uniq.size:
             flat = np.empty((0, ds.shape[1]), ds.dtype)
         elif uniq[-1] - uniq[0] == len(uniq) - 1:  # consecutive videos: one contiguous read
-            flat = ds[starts[0]:stops[-1]]
+            flat = ds[starts[0] : stops[-1]]
         else:  # increasing, non-overlapping ranges: one h5py selection
             flat = ds[np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])]
         padded, mask = _pad_flat(flat, stops - starts, ds.shape[1])
         inverse = inverse.reshape(-1)
         return padded[inverse], mask[inverse]
 
-    def iter_blocks(self, names: str | Sequence[str], block_rows: int | None = None,
-                    dtype: str | np.dtype | None = None, reuse: bool = False,
-                    ) -> Iterator[tuple[slice, np.ndarray | dict[str, np.ndarray]]]:
+    def iter_blocks(
+        self,
+        names: str | Sequence[str],
+        block_rows: int | None = None,
+        dtype: str | np.dtype | None = None,
+        reuse: bool = False,
+    ) -> Iterator[tuple[slice, np.ndarray | dict[str, np.ndarray]]]:
         """Sequential row blocks: ``(rows, array)`` for one feature name, ``(rows, {name: array})`` for a list.
 
         With ``reuse`` (and no ``dtype``) every block is read into the same buffers, overwritten by the next
@@ -717,14 +680,17 @@ class FeatureStore:
         wanted = [names] if single else list(names)
         datasets = {n: self._dataset(n) for n in wanted}
         step = block_rows or block_rows_for([self.dims[n] for n in wanted])
-        buffers = {n: np.empty((min(step, len(self.ids)), self.dims[n]), self.dtypes[n])
-                   for n in wanted} if reuse and dtype is None else None
+        buffers = (
+            {n: np.empty((min(step, len(self.ids)), self.dims[n]), self.dtypes[n]) for n in wanted}
+            if reuse and dtype is None
+            else None
+        )
         for start in range(0, len(self.ids), step):
             sl = slice(start, min(start + step, len(self.ids)))
             if buffers is None:
                 arrays = {n: self.get(n, sl, dtype) for n in wanted}
             else:
-                arrays = {n: buffers[n][:sl.stop - start] for n in wanted}
+                arrays = {n: buffers[n][: sl.stop - start] for n in wanted}
                 for n in wanted:
                     datasets[n].read_direct(arrays[n], source_sel=np.s_[sl])
             yield sl, arrays[names] if single else arrays
@@ -749,18 +715,42 @@ def info(path: str | os.PathLike) -> dict:
         feats = []
         for n in s.features:
             ds = s._group[n]
-            feats.append({"feature": n, "dim": s.dims[n], "dtype": str(s.dtypes[n]),
-                          "extractor": s.extractors[n], "chunk_rows": ds.chunks[0] if ds.chunks else None,
-                          "bytes": len(s) * s.dims[n] * s.dtypes[n].itemsize})
+            feats.append(
+                {
+                    "feature": n,
+                    "dim": s.dims[n],
+                    "dtype": str(s.dtypes[n]),
+                    "extractor": s.extractors[n],
+                    "chunk_rows": ds.chunks[0] if ds.chunks else None,
+                    "bytes": len(s) * s.dims[n] * s.dtypes[n].itemsize,
+                }
+            )
         frames = []
         for n in s.frame_features:
             ds = s._frame_group[n]["data"]
-            frames.append({"feature": n, "dim": s.frame_dims[n], "dtype": str(s.frame_dtypes[n]),
-                           "extractor": s.frame_extractors[n], "frames": ds.shape[0], "max_frames": s.max_frames[n],
-                           "chunk_rows": ds.chunks[0] if ds.chunks else None, "bytes": ds.size * ds.dtype.itemsize})
-        return {"path": str(s.path), "name": s.name, "rows": len(s), "size_bytes": s.path.stat().st_size,
-                "first_id": s.ids[0] if s.ids else None, "last_id": s.ids[-1] if s.ids else None,
-                "meta": s.meta, "features": feats, "frames": frames}
+            frames.append(
+                {
+                    "feature": n,
+                    "dim": s.frame_dims[n],
+                    "dtype": str(s.frame_dtypes[n]),
+                    "extractor": s.frame_extractors[n],
+                    "frames": ds.shape[0],
+                    "max_frames": s.max_frames[n],
+                    "chunk_rows": ds.chunks[0] if ds.chunks else None,
+                    "bytes": ds.size * ds.dtype.itemsize,
+                }
+            )
+        return {
+            "path": str(s.path),
+            "name": s.name,
+            "rows": len(s),
+            "size_bytes": s.path.stat().st_size,
+            "first_id": s.ids[0] if s.ids else None,
+            "last_id": s.ids[-1] if s.ids else None,
+            "meta": s.meta,
+            "features": feats,
+            "frames": frames,
+        }
 
 
 def check(path: str | os.PathLike, block_rows: int | None = None) -> list[str]:
@@ -800,14 +790,21 @@ def _check(f: h5py.File, block_rows: int | None) -> list[str]:
             continue
         dim = _int_attr(ds.attrs, "dim", ds.shape[1])
         if dim != ds.shape[1]:
-            problems.append(f"feature {n}: attribute dim={_show(ds.attrs['dim']) if dim is None else dim} "
-                            f"but {ds.shape[1]} columns")
+            problems.append(
+                f"feature {n}: attribute dim={_show(ds.attrs['dim']) if dim is None else dim} but {ds.shape[1]} columns"
+            )
         if ds.dtype.name not in DTYPES:
             problems.append(f"feature {n}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
             if ds.dtype.kind != "f":
                 continue
-        problems += _scan_rows(f"feature {n}", "rows", ds, len(ids), ids.__getitem__,
-                               block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize))
+        problems += _scan_rows(
+            f"feature {n}",
+            "rows",
+            ds,
+            len(ids),
+            ids.__getitem__,
+            block_rows or block_rows_for([ds.shape[1]], ds.dtype.itemsize),
+        )
     return problems
 
 
@@ -820,7 +817,9 @@ def _check_frames(name: str, g, ids: Sequence[str], block_rows: int | None) -> l
     problems = []
     dim = _int_attr(g.attrs, "dim", ds.shape[1])
     if dim != ds.shape[1]:
-        problems.append(f"{what}: attribute dim={_show(g.attrs['dim']) if dim is None else dim} but {ds.shape[1]} columns")
+        problems.append(
+            f"{what}: attribute dim={_show(g.attrs['dim']) if dim is None else dim} but {ds.shape[1]} columns"
+        )
     if ds.dtype.name not in DTYPES:
         problems.append(f"{what}: dtype {ds.dtype} (expected one of {', '.join(DTYPES)})")
         if ds.dtype.kind != "f":
@@ -840,7 +839,7 @@ def _scan_rows(what: str, unit: str, ds: h5py.Dataset, n: int, id_of: Callable[[
     nonfinite = zero = 0
     first_nonfinite = first_zero = None
     for start in range(0, n, step):
-        block = ds[start:min(start + step, n)]
+        block = ds[start : min(start + step, n)]
         bad = ~np.isfinite(block).all(axis=1)
         empty = ~block.any(axis=1)
         if bad.any():
@@ -855,141 +854,3 @@ def _scan_rows(what: str, unit: str, ds: h5py.Dataset, n: int, id_of: Callable[[
     if zero:
         out.append(f"{what}: {zero} all-zero {unit} (first: id {first_zero})")
     return out
-
-
-# ----------------------------------------------------------------------------------------------------
-# Caption datasets (MSR-VTT / MSVD / TGIF / VATEX style, RUC layout; laff-method.md §1.2)
-
-def read_captions(path: str | os.PathLike) -> pd.DataFrame:
-    """``<videoid>#<k> <text>`` lines -> DataFrame (caption_id, video_id, text), file order.
-
-    The id ends at the first whitespace; the video id is the part before the first ``#``. Empty captions
-    are kept (text ""); blank lines are skipped. A line without ``#`` in its id, or a repeated caption id,
-    is an InputError naming the line.
-    """
-    p = Path(path)
-    rows: list[tuple[str, str, str]] = []
-    seen: set[str] = set()
-    try:
-        with open(p, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                cap_id, text = _split_caption(line)
-                video, sep, _ = cap_id.partition("#")
-                if not sep or not video:
-                    raise InputError(p, f"caption id {cap_id!r} is not <videoid>#<k>", line=lineno)
-                if cap_id in seen:
-                    raise InputError(p, f"caption id {cap_id} repeats", line=lineno)
-                seen.add(cap_id)
-                rows.append((cap_id, video, text))
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(p, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return pd.DataFrame(rows, columns=["caption_id", "video_id", "text"])
-
-
-def _split_caption(line: str) -> tuple[str, str]:
-    parts = line.strip().split(None, 1)
-    return parts[0], (parts[1].strip() if len(parts) > 1 else "")
-
-
-def read_id_list(path: str | os.PathLike) -> list[str]:
-    """One id per line (RUC ``VideoSets/<collection>.txt``, ``--ids`` files); whitespace-separated also accepted."""
-    p = Path(path)
-    try:
-        ids = p.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(p, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    dup = duplicates(ids)
-    if dup:
-        raise InputError(p, f"{len(dup)} duplicate ids (first: {first_few(dup)})")
-    return ids
-
-
-@dataclass
-class CaptionDataset:
-    """Captions, the video list and the video (and frame) features of one caption collection (e.g. ``msvdtrain``)."""
-
-    name: str
-    captions: pd.DataFrame            # caption_id, video_id, text
-    videos: list[str]
-    features: tuple[str, ...]
-    _store: FeatureStore | None = None
-    _bigfiles: dict | None = None
-    frame_features: tuple[str, ...] = ()
-    _frame_bigfiles: dict | None = None
-
-    def vectors(self, feature: str, video_ids: Sequence[str] | None = None) -> np.ndarray:
-        """float32 rows of ``feature`` for ``video_ids`` (default: the video list), in that order."""
-        video_ids = self.videos if video_ids is None else list(video_ids)
-        if self._store is not None:
-            return self._store.get(feature, self._store.rows(video_ids), dtype=np.float32)
-        if feature not in (self._bigfiles or {}):
-            raise InputError(None, f"feature {feature!r} not loaded (have: {', '.join(self.features)})")
-        return self._bigfiles[feature].vectors(video_ids)
-
-    def frame_dim(self, feature: str) -> int:
-        if self._store is not None and feature in self._store.frame_dims:
-            return self._store.frame_dims[feature]
-        if feature not in (self._frame_bigfiles or {}):
-            raise InputError(None, f"frame feature {feature!r} not loaded (have: {', '.join(self.frame_features)})")
-        return self._frame_bigfiles[feature].dim
-
-    def frames(self, feature: str, video_ids: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Frames of ``feature`` for ``video_ids`` (default: the video list), in that order: float32
-        ``(B, F, dim)`` zero-padded to the most frames among them, and the ``(B, F)`` mask of real frames."""
-        video_ids = self.videos if video_ids is None else list(video_ids)
-        if self._store is not None:
-            return self._store.frames(feature, self._store.rows(video_ids))
-        self.frame_dim(feature)  # refuses an unknown feature
-        return self._frame_bigfiles[feature].frames(video_ids)
-
-
-def open_caption_dataset(root: str | os.PathLike, collection: str, features: Sequence[str] = (),
-                         store: str | os.PathLike | None = None, frame_features: Sequence[str] = (),
-                         max_frames: int = 50) -> CaptionDataset:
-    """Read ``<root>/<collection>/`` in RUC's layout.
-
-    Captions come from ``TextData/<collection>.caption.txt``, the videos from ``VideoSets/<collection>.txt``,
-    features either from BigFile folders ``FeatureData/<feature>/`` (``features``) and frame-level BigFile
-    folders ``FeatureData/frame/<feature>/`` (``frame_features``, at most ``max_frames`` per video), or from a
-    store (``store``, all its features and frame features). Every caption's video must be in the list and
-    every listed video must have every feature.
-    """
-    base = Path(root) / collection
-    cap_path = base / "TextData" / f"{collection}.caption.txt"
-    list_path = base / "VideoSets" / f"{collection}.txt"
-    captions = read_captions(cap_path)
-    videos = read_id_list(list_path)
-    known = set(videos)
-    stray = [v for v in dict.fromkeys(captions["video_id"]) if v not in known]
-    if stray:
-        raise InputError(cap_path, f"captions of {len(stray)} videos not in {list_path} (first: {first_few(stray)})")
-    if store is not None:
-        st = open_store(store)
-        st.rows(videos)  # every video must be there
-        return CaptionDataset(collection, captions, videos, st.features, _store=st, frame_features=st.frame_features)
-    from .importers import read_bigfile, read_frame_bigfile  # importers build on this module
-
-    bigfiles = {}
-    for feat in features:
-        bf = read_bigfile(base / "FeatureData" / feat)
-        lacking = [v for v in videos if v not in bf.index]
-        if lacking:
-            raise InputError(bf.path, f"lacks {len(lacking)} of the {len(videos)} videos of {list_path} "
-                             f"(first: {first_few(lacking)})")
-        bigfiles[feat] = bf
-    frame_bigfiles = {}
-    for feat in frame_features:
-        fb = read_frame_bigfile(base / "FeatureData" / "frame" / feat, max_frames)
-        lacking = [v for v in videos if v not in fb.rows]
-        if lacking:
-            raise InputError(fb.path, f"has no frames for {len(lacking)} of the {len(videos)} videos of {list_path} "
-                             f"(first: {first_few(lacking)})")
-        frame_bigfiles[feat] = fb
-    return CaptionDataset(collection, captions, videos, tuple(features), _bigfiles=bigfiles,
-                          frame_features=tuple(frame_features), _frame_bigfiles=frame_bigfiles)

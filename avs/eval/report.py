@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from avs.errors import InputError
+from avs.eval.infap import evaluate_runs, infap_table, label_means, load_labels, run_name, topic_number
+from avs.formats.fileio import atomic_write_all, check_writable
+from avs.formats.topics import LABELS
 from trec_eval_compat.evaluate import Evaluation, Qrels
 from trec_eval_compat.ids import DEFAULT_PREFIX
-
-from .errors import InputError
-from .evaluate import evaluate_runs, infap_table, label_means, load_labels, run_name, topic_number
-from .fileio import atomic_write_all, check_writable
-from .topics import LABELS
 
 PERMUTATIONS = 10_000
 SEED = 0
@@ -37,10 +36,11 @@ _TIE_TOLERANCE = 1e-12
 # ----------------------------------------------------------------------------------------------------------
 # Paired tests
 
+
 @dataclass(frozen=True)
 class RandomizationResult:
     p_value: float
-    permutations: int   # sign vectors looked at (2**n when exact)
+    permutations: int  # sign vectors looked at (2**n when exact)
     exact: bool
 
 
@@ -59,8 +59,8 @@ def randomization_test(a, b, permutations: int = PERMUTATIONS, seed: int = SEED)
         raise ValueError("permutations must be >= 1")
     n = d.size
     observed = abs(d.mean()) - _TIE_TOLERANCE
-    if n < 63 and 2 ** n <= permutations:
-        total, count = 2 ** n, 0
+    if n < 63 and 2**n <= permutations:
+        total, count = 2**n, 0
         bits = np.arange(n, dtype=np.int64)
         for start in range(0, total, _BLOCK):
             codes = np.arange(start, min(start + _BLOCK, total), dtype=np.int64)
@@ -92,12 +92,18 @@ def paired_tests(a, b, permutations: int = PERMUTATIONS, seed: int = SEED) -> di
             p_w = float(stats.wilcoxon(a, b).pvalue)
         except ValueError:
             p_w = math.nan
-    return {"p_randomization": rand.p_value, "p_ttest": p_t, "p_wilcoxon": p_w,
-            "permutations": rand.permutations, "exact": rand.exact}
+    return {
+        "p_randomization": rand.p_value,
+        "p_ttest": p_t,
+        "p_wilcoxon": p_w,
+        "permutations": rand.permutations,
+        "exact": rand.exact,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Comparison
+
 
 @dataclass
 class Comparison:
@@ -113,9 +119,14 @@ class Comparison:
     tests: pd.DataFrame
 
 
-def compare_evaluations(evals: dict[str, Evaluation], labels: dict[int, frozenset[str]], baseline: str | None = None,
-                        permutations: int = PERMUTATIONS, seed: int = SEED,
-                        prefix: str = DEFAULT_PREFIX) -> Comparison:
+def compare_evaluations(
+    evals: dict[str, Evaluation],
+    labels: dict[int, frozenset[str]],
+    baseline: str | None = None,
+    permutations: int = PERMUTATIONS,
+    seed: int = SEED,
+    prefix: str = DEFAULT_PREFIX,
+) -> Comparison:
     """Compare evaluated runs (``avs.evaluate.evaluate_runs``); ``baseline`` (a key, default the first) is
     the column the others are marked and tested against."""
     baseline = baseline if baseline is not None else next(iter(evals))
@@ -136,19 +147,45 @@ def compare_evaluations(evals: dict[str, Evaluation], labels: dict[int, frozense
         if not common:
             raise InputError(name, f"shares no evaluated topic with the baseline {baseline!r}")
         a, b = run.loc[common].to_numpy(), base.loc[common].to_numpy()
-        rows.append({"run": name, "baseline": baseline, "topics": len(common), "mean": a.mean(),
-                     "baseline mean": b.mean(), "difference": a.mean() - b.mean(),
-                     **paired_tests(a, b, permutations, seed)})
-    columns = ["run", "baseline", "topics", "mean", "baseline mean", "difference", "p_randomization", "p_ttest",
-               "p_wilcoxon", "permutations", "exact"]
-    return Comparison(list(ordered), baseline, table, label_means(ordered, labels, prefix),
-                      pd.DataFrame(rows, columns=columns))
+        rows.append(
+            {
+                "run": name,
+                "baseline": baseline,
+                "topics": len(common),
+                "mean": a.mean(),
+                "baseline mean": b.mean(),
+                "difference": a.mean() - b.mean(),
+                **paired_tests(a, b, permutations, seed),
+            }
+        )
+    columns = [
+        "run",
+        "baseline",
+        "topics",
+        "mean",
+        "baseline mean",
+        "difference",
+        "p_randomization",
+        "p_ttest",
+        "p_wilcoxon",
+        "permutations",
+        "exact",
+    ]
+    return Comparison(
+        list(ordered), baseline, table, label_means(ordered, labels, prefix), pd.DataFrame(rows, columns=columns)
+    )
 
 
-def compare_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrels,
-                 labels: str | os.PathLike | None = None, baseline: str | os.PathLike | None = None,
-                 permutations: int = PERMUTATIONS, seed: int = SEED, strict: bool = False,
-                 prefix: str = DEFAULT_PREFIX) -> Comparison:
+def compare_runs(
+    runs: list[str | os.PathLike],
+    qrels: str | os.PathLike | Qrels,
+    labels: str | os.PathLike | None = None,
+    baseline: str | os.PathLike | None = None,
+    permutations: int = PERMUTATIONS,
+    seed: int = SEED,
+    strict: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+) -> Comparison:
     """Evaluate run files and compare them. ``baseline``: one of ``runs`` (its path or run name), or another
     run file, evaluated too and shown first; default the first run. ``labels``: default topics/labels.tsv."""
     paths = [os.fspath(r) for r in runs]
@@ -176,8 +213,10 @@ def compare_runs(runs: list[str | os.PathLike], qrels: str | os.PathLike | Qrels
 # ----------------------------------------------------------------------------------------------------------
 # Files
 
+
 def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table; floats to ``digits`` decimals, missing values blank."""
+
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
@@ -192,11 +231,13 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
 
 
 def comparison_markdown(c: Comparison) -> str:
-    return (f"# Run comparison (baseline: {c.baseline})\n\n## infAP per topic\n\n"
-            f"Marks: + / - where a run is more than 0.1 above / below the baseline.\n\n"
-            f"{markdown_table(c.per_topic.reset_index())}\n## Mean infAP per topic label\n\n"
-            f"{markdown_table(c.label_means.reset_index())}\n## Paired tests against {c.baseline}\n\n"
-            f"{markdown_table(c.tests)}")
+    return (
+        f"# Run comparison (baseline: {c.baseline})\n\n## infAP per topic\n\n"
+        f"Marks: + / - where a run is more than 0.1 above / below the baseline.\n\n"
+        f"{markdown_table(c.per_topic.reset_index())}\n## Mean infAP per topic label\n\n"
+        f"{markdown_table(c.label_means.reset_index())}\n## Paired tests against {c.baseline}\n\n"
+        f"{markdown_table(c.tests)}"
+    )
 
 
 COMPARISON_FILES = ("per_topic.csv", "labels.csv", "tests.csv", "compare.md", "per_topic.png", "labels.png")
@@ -230,20 +271,42 @@ def write_outputs(out_dir: str | os.PathLike, files: dict[str, str | bytes], for
 
 def comparison_files(c: Comparison) -> dict[str, str | bytes]:
     """File name -> contents: the three tables as CSV, all of them as Markdown, and the two plots."""
-    from .plots import label_bars, per_topic_bars
+    from avs.eval.plots import label_bars, per_topic_bars
 
     topics = c.per_topic.drop(index="all")
-    return dict(zip(COMPARISON_FILES, (
-        c.per_topic.reset_index().to_csv(index=False), c.label_means.reset_index().to_csv(index=False),
-        c.tests.to_csv(index=False), comparison_markdown(c), per_topic_bars(topics[c.runs], "infAP per topic"),
-        label_bars(c.label_means[c.runs], "mean infAP per topic label"))))
+    return dict(
+        zip(
+            COMPARISON_FILES,
+            (
+                c.per_topic.reset_index().to_csv(index=False),
+                c.label_means.reset_index().to_csv(index=False),
+                c.tests.to_csv(index=False),
+                comparison_markdown(c),
+                per_topic_bars(topics[c.runs], "infAP per topic"),
+                label_bars(c.label_means[c.runs], "mean infAP per topic label"),
+            ),
+        )
+    )
 
 
 def write_comparison(c: Comparison, out_dir: str | os.PathLike, force: bool = False) -> list[Path]:
     return write_outputs(out_dir, comparison_files(c), force)
 
 
-__all__ = ["PERMUTATIONS", "SEED", "RandomizationResult", "randomization_test", "paired_tests", "Comparison",
-           "compare_evaluations", "compare_runs", "markdown_table", "comparison_markdown", "write_outputs",
-           "check_outputs", "COMPARISON_FILES",
-           "comparison_files", "write_comparison"]
+__all__ = [
+    "PERMUTATIONS",
+    "SEED",
+    "RandomizationResult",
+    "randomization_test",
+    "paired_tests",
+    "Comparison",
+    "compare_evaluations",
+    "compare_runs",
+    "markdown_table",
+    "comparison_markdown",
+    "write_outputs",
+    "check_outputs",
+    "COMPARISON_FILES",
+    "comparison_files",
+    "write_comparison",
+]

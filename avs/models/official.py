@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError
-from .fileio import check_writable
-from .models.config import ModelConfig, TextFeature, VideoFeature
-from .models.io import load_model, save_model
-from .models.laff import TextVideoModel
+from avs.errors import InputError
+from avs.formats.fileio import check_writable
+from avs.models.config import ModelConfig, TextFeature, VideoFeature
+from avs.models.io import load_model, save_model
+from avs.models.laff import TextVideoModel
 
 # ----------------------------------------------------------------------------------------------------------
 # Restricted unpickling
@@ -96,8 +96,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         key = (module, name)
         if key not in self._records:
-            self._records[key] = type("PickledObject", (PickledObject,),
-                                      {"pickled_module": module, "pickled_name": name})
+            self._records[key] = type(
+                "PickledObject", (PickledObject,), {"pickled_module": module, "pickled_name": name}
+            )
         return self._records[key]
 
 
@@ -106,8 +107,9 @@ def _restricted_load(f, **kwargs):
 
 
 # torch.load subclasses ``pickle_module.Unpickler`` and reads the legacy format's headers with ``load``.
-_PICKLE_MODULE = types.SimpleNamespace(__name__="avs.official.restricted", Unpickler=RestrictedUnpickler,
-                                       load=_restricted_load)
+_PICKLE_MODULE = types.SimpleNamespace(
+    __name__="avs.official.restricted", Unpickler=RestrictedUnpickler, load=_restricted_load
+)
 
 
 def _first_line(e: BaseException) -> str:
@@ -150,10 +152,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 # ----------------------------------------------------------------------------------------------------------
 # Official vocabulary pickles (textlib.Vocabulary: word2idx, idx2word, encoding)
 
+
 def read_vocab_pickle(path: str | os.PathLike):
     """An official ``bow_nsw_<t>.pkl`` / ``gru_<t>.pkl`` as an ``avs.text.Vocabulary``, read without running
     any pickled code."""
-    from .text import Vocabulary
+    from avs.features.vocab import Vocabulary
 
     p = Path(path)
     try:
@@ -193,22 +196,30 @@ _FUSION = {"video": "vis_net.attention_layer.", "text": "txt_net.attention_layer
 _GRU = "txt_net.encoder.rnn_encoder."
 _CLIP_MODEL = "txt_net.encoder.CLIP_encoder.ClipModel."
 # official text encoder name -> (avs feature name, kind); the official forward uses this order
-_TEXT_ENCODERS = (("rnn_encoder", "gru", "gru"), ("bow_encoder", "bow", "bow"), ("w2v_encoder", "w2v", "w2v"),
-                  ("CLIP_encoder", "clip", "clip"))
+_TEXT_ENCODERS = (
+    ("rnn_encoder", "gru", "gru"),
+    ("bow_encoder", "bow", "bow"),
+    ("w2v_encoder", "w2v", "w2v"),
+    ("CLIP_encoder", "clip", "clip"),
+)
 # LAFF-attention parameters that never influence the output: an unused LayerNorm per side and the with_ave
 # scalar of every head (read only when with_ave is on, which the paper runs turn off)
-_DEAD = re.compile(r"(vis|txt)_net\.attention_layer\.(layer_norm\.(weight|bias)"
-                   r"|attention_layer\.\d+\.global_emb_weight_net\.weight)$")
-_REFUSED = (("vis_net.frame_attention.", "LAFF-ml (frame-level fusion, vis_net.frame_attention)"),
-            ("vis_net.vis_attention_layer.", "LAFF-ml (vis_net.vis_attention_layer)"),
-            ("vis_net.fc1.", "concat fusion on the video side (W2VV++, vis_net.fc1)"),
-            ("txt_net.transformer.", "concat fusion on the text side (W2VV++, txt_net.transformer)"),
-            ("txt_net.encoder.bert_encoder.", "a BERT text encoder"),
-            ("txt_net.transform_layer.bert_encoder_transform.", "a BERT text encoder"),
-            ("txt_net.transform_layer.NetVLAD_encoder_transform.", "a NetVLAD text encoder"),
-            ("txt_net.encoder.NetVLAD_encoder.", "a NetVLAD text encoder"),
-            ("vis_net.expert_embedding.", "expert embeddings (vis_expert_embedding)"),
-            ("txt_net.expert_embedding.", "expert embeddings (txt_expert_embedding)"))
+_DEAD = re.compile(
+    r"(vis|txt)_net\.attention_layer\.(layer_norm\.(weight|bias)"
+    r"|attention_layer\.\d+\.global_emb_weight_net\.weight)$"
+)
+_REFUSED = (
+    ("vis_net.frame_attention.", "LAFF-ml (frame-level fusion, vis_net.frame_attention)"),
+    ("vis_net.vis_attention_layer.", "LAFF-ml (vis_net.vis_attention_layer)"),
+    ("vis_net.fc1.", "concat fusion on the video side (W2VV++, vis_net.fc1)"),
+    ("txt_net.transformer.", "concat fusion on the text side (W2VV++, txt_net.transformer)"),
+    ("txt_net.encoder.bert_encoder.", "a BERT text encoder"),
+    ("txt_net.transform_layer.bert_encoder_transform.", "a BERT text encoder"),
+    ("txt_net.transform_layer.NetVLAD_encoder_transform.", "a NetVLAD text encoder"),
+    ("txt_net.encoder.NetVLAD_encoder.", "a NetVLAD text encoder"),
+    ("vis_net.expert_embedding.", "expert embeddings (vis_expert_embedding)"),
+    ("txt_net.expert_embedding.", "expert embeddings (txt_expert_embedding)"),
+)
 
 
 @dataclass
@@ -222,15 +233,18 @@ class ImportPlan:
 
 
 def _refuse(source, found: str) -> InputError:
-    return InputError(source, f"unsupported official model: found {found}; avs imports LAFF with "
-                      "multi-head LAFF fusion (Multi_head_MyApply_Attention, split heads) on both sides")
+    return InputError(
+        source,
+        f"unsupported official model: found {found}; avs imports LAFF with "
+        "multi-head LAFF fusion (Multi_head_MyApply_Attention, split heads) on both sides",
+    )
 
 
 def _feature_names(state: Mapping, prefix: str) -> list[str]:
     names: list[str] = []
     for k in state:
         if k.startswith(prefix):
-            name = k[len(prefix):].rsplit(".", 2)[0]
+            name = k[len(prefix) :].rsplit(".", 2)[0]
             if name not in names:
                 names.append(name)
     return names
@@ -242,10 +256,11 @@ def _heads(state: Mapping, side: str, source) -> tuple[int, int]:
     while f"{prefix}attention_layer.{n}.embedding_common.0.weight" in state:
         n += 1
     if n == 0:
-        found = sorted({k[len(prefix):] for k in state if k.startswith(prefix)})
+        found = sorted({k[len(prefix) :] for k in state if k.startswith(prefix)})
         if f"{prefix}embedding_common.0.weight" in state:
-            raise _refuse(source, f"a single-head Attention_1 {side} fusion (types 0/1/7/9, which the weights "
-                          "cannot tell apart)")
+            raise _refuse(
+                source, f"a single-head Attention_1 {side} fusion (types 0/1/7/9, which the weights cannot tell apart)"
+            )
         raise _refuse(source, f"a {side} fusion with weights {', '.join(found[:4]) or 'none'}")
     return n, int(state[f"{prefix}attention_layer.0.embedding_common.0.weight"].shape[1])
 
@@ -266,8 +281,9 @@ def _check_options(state: Mapping, extras: dict, source) -> list[str]:
     attrs = opt.attributes if isinstance(opt, PickledObject) else (opt if isinstance(opt, dict) else {})
     parm, name = attrs.get("parm_adjust_config"), attrs.get("config_name")
     if name != "laff" or not isinstance(parm, str):
-        return ["training options unknown (no laff parm string in the checkpoint): assumed the paper's "
-                "with_ave=0, mul=0"]
+        return [
+            "training options unknown (no laff parm string in the checkpoint): assumed the paper's with_ave=0, mul=0"
+        ]
     tokens = parm.split("_")
     if len(tokens) != 7 or not all(t.isdigit() for t in tokens):
         raise InputError(source, f"cannot read the laff parm string {parm!r} stored in the checkpoint")
@@ -278,8 +294,10 @@ def _check_options(state: Mapping, extras: dict, source) -> list[str]:
         raise _refuse(source, f"mul=1 in parm string {parm!r} (attention logits on features times their mean)")
     scalars = [float(v.flatten()[0]) for k, v in state.items() if k.endswith("global_emb_weight_net.weight")]
     if a[4] == 1 and any(s != 0 for s in scalars):
-        raise _refuse(source, f"with_ave=1 in parm string {parm!r} with mean-pooling weight "
-                      f"{max(scalars, key=abs):g} still active")
+        raise _refuse(
+            source,
+            f"with_ave=1 in parm string {parm!r} with mean-pooling weight {max(scalars, key=abs):g} still active",
+        )
     return [f"training options from the checkpoint: laff {parm}"]
 
 
@@ -289,8 +307,10 @@ def plan_import(state: Mapping[str, torch.Tensor], extras: dict | None = None, s
         if any(k.startswith(prefix) for k in state):
             raise _refuse(source, what)
     if not any(k.startswith("vis_net.") for k in state) or not any(k.startswith("txt_net.") for k in state):
-        raise InputError(source, f"not an official LAFF state_dict: no vis_net/txt_net weights "
-                         f"(first keys: {', '.join(list(state)[:3])})")
+        raise InputError(
+            source,
+            f"not an official LAFF state_dict: no vis_net/txt_net weights (first keys: {', '.join(list(state)[:3])})",
+        )
     heads, head_dim = _heads(state, "video", source)
     text_heads, text_head_dim = _heads(state, "text", source)
     if (heads, head_dim) != (text_heads, text_head_dim):
@@ -338,17 +358,26 @@ def plan_import(state: Mapping[str, torch.Tensor], extras: dict | None = None, s
         with_bn = sorted(p for p, (i, _, bn) in dims.items() if i is not None and bn)
         raise _refuse(source, f"BatchNorm after some projections only ({', '.join(with_bn)})")
 
-    cfg = ModelConfig(name="official-laff", fusion="laff", video=tuple(video), text=tuple(text),
-                      space_dim=heads * head_dim, heads=heads, dropout=0.2, batch_norm=norms == {True},
-                      gru_embed=int(gru_embed or 500), gru_hidden=int(gru_hidden or 1024),
-                      description="LAFF imported from an official ruc-aimc-lab/LAFF checkpoint")
+    cfg = ModelConfig(
+        name="official-laff",
+        fusion="laff",
+        video=tuple(video),
+        text=tuple(text),
+        space_dim=heads * head_dim,
+        heads=heads,
+        dropout=0.2,
+        batch_norm=norms == {True},
+        gru_embed=int(gru_embed or 500),
+        gru_hidden=int(gru_hidden or 1024),
+        description="LAFF imported from an official ruc-aimc-lab/LAFF checkpoint",
+    )
     model = TextVideoModel(cfg)
     mapping: dict[str, str] = {}
 
     def link(avs_prefix: str, official_prefix: str) -> None:
         for k in model.state_dict():
             if k.startswith(avs_prefix + "."):
-                mapping[k] = official_prefix + k[len(avs_prefix):]
+                mapping[k] = official_prefix + k[len(avs_prefix) :]
 
     def link_transforms(side, tower: str, prefixes: list[str]) -> None:
         for i, (module, prefix) in enumerate(zip(side.transforms, prefixes)):
@@ -370,12 +399,18 @@ def plan_import(state: Mapping[str, torch.Tensor], extras: dict | None = None, s
 
     own = model.state_dict()
     missing = [o for a, o in mapping.items() if o not in state]
-    wrong = [f"{o} {tuple(state[o].shape)} vs {tuple(own[a].shape)}" for a, o in mapping.items()
-             if o in state and state[o].shape != own[a].shape]
+    wrong = [
+        f"{o} {tuple(state[o].shape)} vs {tuple(own[a].shape)}"
+        for a, o in mapping.items()
+        if o in state and state[o].shape != own[a].shape
+    ]
     if missing or wrong or len(mapping) != len(own):
-        raise InputError(source, "official weights do not fit the inferred architecture: "
-                         + "; ".join(filter(None, [missing and f"missing {missing[0]}", wrong and wrong[0]]))
-                         or "unmapped parameters")
+        raise InputError(
+            source,
+            "official weights do not fit the inferred architecture: "
+            + "; ".join(filter(None, [missing and f"missing {missing[0]}", wrong and wrong[0]]))
+            or "unmapped parameters",
+        )
     used = set(mapping.values())
     ignored = [k for k in state if k not in used and (_DEAD.match(k) or k.startswith(_CLIP_MODEL))]
     extra = [k for k in state if k not in used and k not in set(ignored)]
@@ -386,8 +421,9 @@ def plan_import(state: Mapping[str, torch.Tensor], extras: dict | None = None, s
 
 def build_model(state: Mapping[str, torch.Tensor], plan: ImportPlan) -> TextVideoModel:
     model = TextVideoModel(plan.config)
-    model.load_state_dict({a: state[o].float() if state[o].is_floating_point() else state[o]
-                           for a, o in plan.mapping.items()})
+    model.load_state_dict(
+        {a: state[o].float() if state[o].is_floating_point() else state[o] for a, o in plan.mapping.items()}
+    )
     return model.eval()
 
 
@@ -403,8 +439,9 @@ def _find_vocabs(vocab_dir: Path, cfg: ModelConfig) -> dict:
         fitting = [v for v in map(read_vocab_pickle, candidates) if len(v) == f.dim]
         if not fitting:
             sizes = ", ".join(f"{p.name}" for p in candidates) or "none"
-            raise InputError(vocab_dir, f"no {pattern} vocabulary of {f.dim} words for the {f.name} feature "
-                             f"(found: {sizes})")
+            raise InputError(
+                vocab_dir, f"no {pattern} vocabulary of {f.dim} words for the {f.name} feature (found: {sizes})"
+            )
         vocabs[f.name] = fitting[0]
     return vocabs
 
@@ -418,8 +455,13 @@ class ImportResult:
     vocabs: list[str]
 
 
-def import_official(checkpoint: str | os.PathLike, out: str | os.PathLike, vocab_dir: str | os.PathLike | None = None,
-                    word2vec: str | os.PathLike | None = None, force: bool = False) -> ImportResult:
+def import_official(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    vocab_dir: str | os.PathLike | None = None,
+    word2vec: str | os.PathLike | None = None,
+    force: bool = False,
+) -> ImportResult:
     """Convert an official LAFF checkpoint into an avs model directory."""
     if Path(out).exists() and not force:
         raise InputError(out, "already exists (use --force to overwrite)")
@@ -429,8 +471,11 @@ def import_official(checkpoint: str | os.PathLike, out: str | os.PathLike, vocab
     plan = plan_import(state, extras, checkpoint)
     vocabs = _find_vocabs(Path(vocab_dir), plan.config) if vocab_dir is not None else {}
     model = build_model(state, plan)
-    meta = {"imported_from": os.fspath(Path(checkpoint).resolve()), "import_notes": plan.notes,
-            "ignored_official_weights": len(plan.ignored)}
+    meta = {
+        "imported_from": os.fspath(Path(checkpoint).resolve()),
+        "import_notes": plan.notes,
+        "ignored_official_weights": len(plan.ignored),
+    }
     for k in ("epoch", "best_perf"):
         if isinstance(extras.get(k), (int, float)):
             meta[f"official_{k}"] = extras[k]
@@ -479,28 +524,38 @@ def embed(model_dir: str | os.PathLike, features_npz: str | os.PathLike, batch_s
         if any(k in data for k in text_keys):
             missing = [k for k in text_keys if k not in data]
             if missing:
-                raise InputError(src, f"text inputs incomplete: missing {', '.join(missing)} (the model's text "
-                                 f"side needs {', '.join(text_keys)})")
+                raise InputError(
+                    src,
+                    f"text inputs incomplete: missing {', '.join(missing)} (the model's text "
+                    f"side needs {', '.join(text_keys)})",
+                )
             batch = _text_batch(data, cfg, src)
-            out["txt_emb"], out["txt_attn"] = _run(lambda b: model.encode_text(b, return_weights=True), batch,
-                                                   batch_size)
+            out["txt_emb"], out["txt_attn"] = _run(
+                lambda b: model.encode_text(b, return_weights=True), batch, batch_size
+            )
         if any(k in data for k in video_keys):
             if cfg.frame is not None:
-                raise InputError(src, "embedding videos of a LAFF-ml model needs frame features, which the "
-                                 "embed input format has no place for")
+                raise InputError(
+                    src,
+                    "embedding videos of a LAFF-ml model needs frame features, which the "
+                    "embed input format has no place for",
+                )
             missing = [k for k in video_keys if k not in data]
             if missing:
                 raise InputError(src, f"video inputs incomplete: missing {', '.join(missing)}")
             feats = {f.name: torch.from_numpy(_matrix(data, f"vid__{f.name}", f.dim, src)) for f in cfg.video}
             _same_rows(feats, "video", src)
-            out["vis_emb"], out["vis_attn"] = _run(lambda b: model.encode_video(b, return_weights=True), feats,
-                                                   batch_size)
+            out["vis_emb"], out["vis_attn"] = _run(
+                lambda b: model.encode_video(b, return_weights=True), feats, batch_size
+            )
     if not out:
-        raise InputError(src, f"no inputs for this model: expected text keys {', '.join(text_keys)} and/or "
-                         f"video keys {', '.join(video_keys)}")
+        raise InputError(
+            src,
+            f"no inputs for this model: expected text keys {', '.join(text_keys)} and/or "
+            f"video keys {', '.join(video_keys)}",
+        )
     if "txt_emb" in out and "vis_emb" in out:
-        out["sim_t2v"] = model.similarity(torch.from_numpy(out["txt_emb"]),
-                                          torch.from_numpy(out["vis_emb"])).numpy()
+        out["sim_t2v"] = model.similarity(torch.from_numpy(out["txt_emb"]), torch.from_numpy(out["vis_emb"])).numpy()
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -512,16 +567,19 @@ def _text_batch(data: dict, cfg: ModelConfig, src) -> dict[str, torch.Tensor]:
             if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
                 raise InputError(src, f"gru_ids: expected a B x T integer array, got {ids.dtype} {ids.shape}")
             if lengths.shape != (ids.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
-                raise InputError(src, f"gru_lengths: expected {ids.shape[0]} integers, got {lengths.dtype} "
-                                 f"{lengths.shape}")
+                raise InputError(
+                    src, f"gru_lengths: expected {ids.shape[0]} integers, got {lengths.dtype} {lengths.shape}"
+                )
             if ids.size and (ids.min() < 0 or ids.max() >= f.dim):
                 raise InputError(src, f"gru_ids: ids must lie in 0..{f.dim - 1}")
             if len(lengths) and (lengths.min() < 1 or lengths.max() > ids.shape[1]):
                 raise InputError(src, f"gru_lengths: lengths must lie in 1..{ids.shape[1]}")
-            batch["gru_ids"], batch["gru_lengths"] = torch.from_numpy(ids.astype(np.int64)), \
-                torch.from_numpy(lengths.astype(np.int64))
+            batch["gru_ids"], batch["gru_lengths"] = (
+                torch.from_numpy(ids.astype(np.int64)),
+                torch.from_numpy(lengths.astype(np.int64)),
+            )
         else:
-            from .models.laff import text_input_key
+            from avs.models.laff import text_input_key
 
             key = _text_keys(f)[0]
             batch[text_input_key(f.kind, f.name)] = torch.from_numpy(_matrix(data, key, f.dim, src))
@@ -541,7 +599,7 @@ def _run(encode, inputs: dict[str, torch.Tensor], batch_size: int) -> tuple[np.n
     n = len(next(iter(inputs.values())))
     embs, weights = [], []
     for start in range(0, n, batch_size):
-        chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
+        chunk = {k: v[start : start + batch_size] for k, v in inputs.items()}
         emb, w = encode(chunk)
         embs.append(emb.numpy())
         weights.append(None if w is None else w.numpy())
@@ -550,7 +608,7 @@ def _run(encode, inputs: dict[str, torch.Tensor], batch_size: int) -> tuple[np.n
 
 def write_npz(arrays: dict, out: str | os.PathLike, force: bool = False) -> Path:
     """Write ``arrays`` to ``out`` atomically, refusing to overwrite unless ``force``."""
-    from .fileio import atomic_open
+    from avs.formats.fileio import atomic_open
 
     check_writable(out, force)
     with atomic_open(out, "wb", force=force) as f:
@@ -558,5 +616,16 @@ def write_npz(arrays: dict, out: str | os.PathLike, force: bool = False) -> Path
     return Path(out)
 
 
-__all__ = ["PickledObject", "RestrictedUnpickler", "load_checkpoint", "read_vocab_pickle", "plan_import",
-           "build_model", "import_official", "ImportPlan", "ImportResult", "embed", "write_npz"]
+__all__ = [
+    "PickledObject",
+    "RestrictedUnpickler",
+    "load_checkpoint",
+    "read_vocab_pickle",
+    "plan_import",
+    "build_model",
+    "import_official",
+    "ImportPlan",
+    "ImportResult",
+    "embed",
+    "write_npz",
+]

@@ -26,10 +26,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .collection import (FeatureSpec, FrameSpec, StoreWriter, block_rows_for, duplicates, first_few, pad_frames,
-                         read_id_list)
-from .errors import InputError
-from .shots import natural_key
+from avs.errors import InputError
+from avs.formats.shots import natural_key, read_id_list
+from avs.formats.store import FeatureSpec, FrameSpec, StoreWriter, block_rows_for, duplicates, first_few, pad_frames
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +111,10 @@ def group_frames(ids: Sequence[str], max_frames: int = 50, source=None) -> dict[
         if not sep or not video or not (idx.isascii() and idx.isdigit()):
             raise InputError(source, f"frame id {fid!r} is not <videoid>_<frameidx>")
         groups.setdefault(video, []).append((int(idx), row))
-    return {v: np.array([row for _, row in sorted(frames)][:max_frames or None], dtype=np.int64)
-            for v, frames in groups.items()}
+    return {
+        v: np.array([row for _, row in sorted(frames)][: max_frames or None], dtype=np.int64)
+        for v, frames in groups.items()
+    }
 
 
 def read_frame_bigfile(folder: str | os.PathLike, max_frames: int = 50) -> FrameBigFile:
@@ -138,8 +139,9 @@ def _array_reader(data: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     def read(rows: np.ndarray) -> np.ndarray:
         # Imports keep source order in the common case, so most blocks are one contiguous slice.
         if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
-            return data[rows[0]:rows[-1] + 1]
+            return data[rows[0] : rows[-1] + 1]
         return data[rows]
+
     return read
 
 
@@ -249,14 +251,15 @@ def _visione_source(name: str, parts: list[tuple[Path, list[str], int]]) -> Sour
 class ImportResult:
     path: Path
     rows: int
-    features: dict[str, int]          # name -> dim
-    dropped_incomplete: int           # ids left out because some feature lacked them
-    excluded: int                     # ids left out because an exclusion list named them
+    features: dict[str, int]  # name -> dim
+    dropped_incomplete: int  # ids left out because some feature lacked them
+    excluded: int  # ids left out because an exclusion list named them
     frame_features: dict[str, int] = field(default_factory=dict)  # name -> dim
 
 
-def align(sources: Sequence[Source | FrameSource], drop_incomplete: bool = False,
-          exclude: Iterable[str] = ()) -> tuple[list[str], int, int]:
+def align(
+    sources: Sequence[Source | FrameSource], drop_incomplete: bool = False, exclude: Iterable[str] = ()
+) -> tuple[list[str], int, int]:
     """The ids to store (in natural order), and how many were dropped as incomplete / excluded."""
     excluded = frozenset(exclude)
     sets = [set(s.ids) for s in sources]
@@ -267,16 +270,28 @@ def align(sources: Sequence[Source | FrameSource], drop_incomplete: bool = False
     if len(common) != len(union) and not drop_incomplete:
         lacking = [(s, sorted(union - ids, key=natural_key)) for s, ids in zip(sources, sets) if union - ids]
         detail = "; ".join(f"{s.name} lacks {len(m)} (first: {first_few(m)})" for s, m in lacking)
-        raise InputError(lacking[0][0].path, f"{len(union) - len(common)} of {len(union)} ids are missing from "
-                         f"some features: {detail} (use --drop-incomplete to keep only ids every feature has)")
+        raise InputError(
+            lacking[0][0].path,
+            f"{len(union) - len(common)} of {len(union)} ids are missing from "
+            f"some features: {detail} (use --drop-incomplete to keep only ids every feature has)",
+        )
     return sorted(common, key=natural_key), len(union) - len(common), n_excluded
 
 
-def import_sources(sources: Sequence[Source], out: str | os.PathLike, name: str | None = None,
-                   dtype: str = "float32", drop_incomplete: bool = False, exclude: Iterable[str] = (),
-                   force: bool = False, allow_nonfinite: bool = False, meta: dict | None = None,
-                   block_rows: int | None = None, progress: bool = True,
-                   frame_sources: Sequence[FrameSource] = ()) -> ImportResult:
+def import_sources(
+    sources: Sequence[Source],
+    out: str | os.PathLike,
+    name: str | None = None,
+    dtype: str = "float32",
+    drop_incomplete: bool = False,
+    exclude: Iterable[str] = (),
+    force: bool = False,
+    allow_nonfinite: bool = False,
+    meta: dict | None = None,
+    block_rows: int | None = None,
+    progress: bool = True,
+    frame_sources: Sequence[FrameSource] = (),
+) -> ImportResult:
     """Align ``sources`` and ``frame_sources`` by id and stream them into a new store at ``out``."""
     every = [*sources, *frame_sources]
     dup = duplicates([s.name for s in every])
@@ -293,42 +308,66 @@ def import_sources(sources: Sequence[Source], out: str | os.PathLike, name: str 
         pos = {i: r for r, i in enumerate(s.ids)}
         src_rows.append(np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids)))
     specs = [FeatureSpec(s.name, s.dim, dtype, s.extractor, str(s.path)) for s in sources]
-    frame_specs = [FrameSpec(s.name, s.dim, dtype, s.extractor, str(s.path), rows=int(s.counts[rows].sum()),
-                             max_frames=s.max_frames) for s, rows in zip(frame_sources, src_rows[len(sources):])]
+    frame_specs = [
+        FrameSpec(
+            s.name, s.dim, dtype, s.extractor, str(s.path), rows=int(s.counts[rows].sum()), max_frames=s.max_frames
+        )
+        for s, rows in zip(frame_sources, src_rows[len(sources) :])
+    ]
     # a frame feature moves up to (most frames of a video) rows per video of a block
     step = block_rows or block_rows_for([s.dim for s in sources] + [s.dim * int(s.counts.max()) for s in frame_sources])
     meta = {"imported_from": [str(s.path) for s in every], **(meta or {})}
-    with StoreWriter(out, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite,
-                     frames=frame_specs) as w, \
-            tqdm(total=len(ids), unit="rows", disable=None if progress else True, desc="import") as bar:
+    with (
+        StoreWriter(
+            out, ids, specs, name=name, meta=meta, force=force, allow_nonfinite=allow_nonfinite, frames=frame_specs
+        ) as w,
+        tqdm(total=len(ids), unit="rows", disable=None if progress else True, desc="import") as bar,
+    ):
         for start in range(0, len(ids), step):
             stop = min(start + step, len(ids))
             for s, rows in zip(sources, src_rows):
                 w.append(s.name, s.read(rows[start:stop]))
-            for s, rows in zip(frame_sources, src_rows[len(sources):]):
+            for s, rows in zip(frame_sources, src_rows[len(sources) :]):
                 w.append_frames(s.name, s.read(rows[start:stop]))
             bar.update(stop - start)
         path = w.finish()
-    return ImportResult(path, len(ids), {s.name: s.dim for s in sources}, n_incomplete, n_excluded,
-                        {s.name: s.dim for s in frame_sources})
+    return ImportResult(
+        path,
+        len(ids),
+        {s.name: s.dim for s in sources},
+        n_incomplete,
+        n_excluded,
+        {s.name: s.dim for s in frame_sources},
+    )
 
 
-def import_bigfile(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, frames: Sequence[str | os.PathLike] = (),
-                   max_frames: int = 50, **kw) -> ImportResult:
+def import_bigfile(
+    dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    frames: Sequence[str | os.PathLike] = (),
+    max_frames: int = 50,
+    **kw,
+) -> ImportResult:
     """One or more BigFile folders (and frame-level BigFile folders ``frames``, at most ``max_frames`` frames
     per video) -> one store; feature names are the folder names (``X3D_L``)."""
-    return import_sources([bigfile_source(d) for d in dirs], out,
-                          frame_sources=[frame_bigfile_source(d, max_frames) for d in frames], **kw)
+    return import_sources(
+        [bigfile_source(d) for d in dirs],
+        out,
+        frame_sources=[frame_bigfile_source(d, max_frames) for d in frames],
+        **kw,
+    )
 
 
-def import_npy(arrays: Sequence[str | os.PathLike], ids: str | os.PathLike, out: str | os.PathLike,
-               **kw) -> ImportResult:
+def import_npy(
+    arrays: Sequence[str | os.PathLike], ids: str | os.PathLike, out: str | os.PathLike, **kw
+) -> ImportResult:
     """``.npy`` arrays whose rows follow the ids file; feature names are the file stems."""
     id_list = read_id_list(ids)
     return import_sources([npy_source(a, id_list, Path(ids)) for a in arrays], out, **kw)
 
 
-def import_visione(files: Sequence[str | os.PathLike], out: str | os.PathLike, feature: str | None = None,
-                   **kw) -> ImportResult:
+def import_visione(
+    files: Sequence[str | os.PathLike], out: str | os.PathLike, feature: str | None = None, **kw
+) -> ImportResult:
     """VISIONE per-video HDF5 files -> one store (one feature per ``features_name``)."""
     return import_sources(visione_sources(files, feature), out, **kw)

@@ -25,27 +25,33 @@ from typing import Iterator
 import numpy as np
 from scipy import sparse
 
-from .collection import FeatureSpec, StoreWriter
-from .errors import InputError
-from .fileio import atomic_open
-from .text import tokenize
-from .topics import Topic, read_topics, shipped_dir
+from avs.errors import InputError
+from avs.features.tokenize import tokenize
+from avs.formats.fileio import atomic_open
+from avs.formats.store import FeatureSpec, StoreWriter
+from avs.formats.topics import Topic, read_topics, shipped_dir
 
 KINDS = ("object", "person", "action", "location")
-PERSON_WORDS = frozenset("""adult adults baby boy boxers bride chef child children choir conductor cook crowd
+PERSON_WORDS = frozenset(
+    """adult adults baby boy boxers bride chef child children choir conductor cook crowd
 diver driver female fishermen george girl groom group male man men models orchestra parachutist paraglider
 people person persons personnel players police policeman president protesters soldiers someone team teams woman
-women""".split())
-LOCATION_WORDS = frozenset("""air area balcony beach bedroom church city classroom conference construction farm
+women""".split()
+)
+LOCATION_WORDS = frozenset(
+    """air area balcony beach bedroom church city classroom conference construction farm
 field forest garage gym indoors inside kitchen outdoors outside playground pond pool pub reef road room shop
-sidewalk site sky snow stadium stage station store street underwater water woods platform path""".split())
+sidewalk site sky snow stadium stage station store street underwater water woods platform path""".split()
+)
 ACTION_WORDS = frozenset("driven opened shake maneuvers act".split())
 NOT_ACTIONS = frozenset("building buildings clothing including wearing holding something ceiling".split())
 # words of topic texts that name no visible concept (quantities, positions, times, weather, filler)
-GENERIC_WORDS = frozenset("""43rd 6 across another behind beside background day daytime downwards exactly front
+GENERIC_WORDS = frozenset(
+    """43rd 6 across another behind beside background day daytime downwards exactly front
 kind least left less little near night nighttime non object one piece pieces rainy seen shown similar
 simultaneously small still sunny together towards two type using visible w large long short heavy dark view
-views scene scenes location""".split())
+views scene scenes location""".split()
+)
 
 # name -> (dim, visibility of each kind, noise, scale). Real features differ widely in scale (CLIP vectors are
 # near unit length, pooled CNN activations are not); the scales mimic that.
@@ -183,22 +189,28 @@ def generate_blocks(n: int, seed: int = 0, lex: Lexicon | None = None) -> Iterat
 
 def _pool_judgments(lex: Lexicon, blocks: list[tuple[int, sparse.csr_matrix]], seed: int) -> list[str]:
     """Qrels lines: per topic, pools of the simulated systems' top 150, in three strata."""
-    need = sparse.csr_matrix((np.ones(sum(len(w) for w in lex.topic_words)),
-                              (np.repeat(np.arange(len(lex.topics)), [len(w) for w in lex.topic_words]),
-                               np.concatenate([np.asarray(w) for w in lex.topic_words]))),
-                             shape=(len(lex.topics), len(lex.words)))
+    need = sparse.csr_matrix(
+        (
+            np.ones(sum(len(w) for w in lex.topic_words)),
+            (
+                np.repeat(np.arange(len(lex.topics)), [len(w) for w in lex.topic_words]),
+                np.concatenate([np.asarray(w) for w in lex.topic_words]),
+            ),
+        ),
+        shape=(len(lex.topics), len(lex.words)),
+    )
     sizes = np.asarray(need.sum(axis=1)).ravel()
     depth = STRATA[-1][0]
     best: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in SYSTEMS]  # per system: (scores, shots) per block
     rel_blocks = []
     for start, shows in blocks:
-        overlap = (shows @ need.T).toarray() / sizes                # (shots, topics) fraction of concepts shown
+        overlap = (shows @ need.T).toarray() / sizes  # (shots, topics) fraction of concepts shown
         relevant = overlap >= 1.0
         rel_blocks.append((start, relevant))
         for s, (w_rel, w_part, noise) in enumerate(SYSTEMS):
             rng = np.random.default_rng([seed, 1000 + s, start])
             score = w_rel * relevant + w_part * overlap + noise * rng.standard_normal(overlap.shape)
-            top = np.argsort(-score, axis=0, kind="stable")[:depth]           # (depth, topics)
+            top = np.argsort(-score, axis=0, kind="stable")[:depth]  # (depth, topics)
             best[s].append((np.take_along_axis(score, top, 0), top + start))
     lines = []
     rng = np.random.default_rng([seed, 2000])
@@ -227,8 +239,15 @@ class SynthResult:
     qrels: Path
 
 
-def write_collection(out: str | os.PathLike, n: int, seed: int = 0, force: bool = False,
-                     train_fraction: float = 0.6, val_fraction: float = 0.1, progress: bool = True) -> SynthResult:
+def write_collection(
+    out: str | os.PathLike,
+    n: int,
+    seed: int = 0,
+    force: bool = False,
+    train_fraction: float = 0.6,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+) -> SynthResult:
     """Write a simulated collection to ``out``: ``store.h5`` (all shots), caption collections ``simtrain`` and
     ``simval`` in RUC's layout (the other shots have no captions, like a search collection), ``concepts.tsv``
     and ``qrels/avs.qrels.sim`` for every shipped topic. Streams in blocks: memory does not grow with ``n``."""
@@ -242,26 +261,35 @@ def write_collection(out: str | os.PathLike, n: int, seed: int = 0, force: bool 
     n_train, n_val = int(n * train_fraction), int(n * val_fraction)
     split = np.random.default_rng([seed, 3000]).permutation(n)
     role = np.full(n, "", dtype=object)
-    role[split[:n_train]], role[split[n_train:n_train + n_val]] = "simtrain", "simval"
+    role[split[:n_train]], role[split[n_train : n_train + n_val]] = "simtrain", "simval"
     specs = [FeatureSpec(name, dim, "float32", f"simulated {name}") for name, (dim, *_) in FEATURES.items()]
     shows_blocks = []
     from tqdm import tqdm
 
-    with StoreWriter(out / "store.h5", ids, specs, name="simulated", force=True,
-                     meta={"simulated": True, "seed": seed}) as store, \
-            atomic_open(out / "concepts.tsv", force=True) as concepts_f, \
-            atomic_open(out / "simtrain" / "TextData" / "simtrain.caption.txt", force=True) as cap_train, \
-            atomic_open(out / "simval" / "TextData" / "simval.caption.txt", force=True) as cap_val:
+    with (
+        StoreWriter(
+            out / "store.h5", ids, specs, name="simulated", force=True, meta={"simulated": True, "seed": seed}
+        ) as store,
+        atomic_open(out / "concepts.tsv", force=True) as concepts_f,
+        atomic_open(out / "simtrain" / "TextData" / "simtrain.caption.txt", force=True) as cap_train,
+        atomic_open(out / "simval" / "TextData" / "simval.caption.txt", force=True) as cap_val,
+    ):
         concepts_f.write("# SIMULATED collection: concepts shown by each shot\nshot\tconcepts\n")
-        for blk in tqdm(generate_blocks(n, seed, lex), total=-(-n // BLOCK), desc="simulate", unit="block",
-                        disable=None if progress else True):
+        for blk in tqdm(
+            generate_blocks(n, seed, lex),
+            total=-(-n // BLOCK),
+            desc="simulate",
+            unit="block",
+            disable=None if progress else True,
+        ):
             for name, arr in blk.features.items():
                 store.append(name, arr)
             m = len(blk.concepts)
             rows = np.repeat(np.arange(m), [len(c) for c in blk.concepts])
             cols = np.concatenate([np.asarray(c) for c in blk.concepts])
-            shows_blocks.append((blk.start, sparse.csr_matrix((np.ones(len(cols)), (rows, cols)),
-                                                              shape=(m, len(lex.words)))))
+            shows_blocks.append(
+                (blk.start, sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(m, len(lex.words))))
+            )
             for i, c in enumerate(blk.concepts):
                 sid = ids[blk.start + i]
                 concepts_f.write(f"{sid}\t{' '.join(lex.words[j] for j in c)}\n")
@@ -281,5 +309,6 @@ def write_collection(out: str | os.PathLike, n: int, seed: int = 0, force: bool 
     (out / "README.txt").write_text(
         "SIMULATED collection written by `avs synth` (avs.synth): not real video features.\n"
         f"{n} shots, seed {seed}; store.h5 (features appearance/motion/scene), simtrain/ and simval/ caption "
-        "collections (RUC layout), concepts.tsv, qrels/avs.qrels.sim (NIST 5-column, all shipped topics).\n")
+        "collections (RUC layout), concepts.tsv, qrels/avs.qrels.sim (NIST 5-column, all shipped topics).\n"
+    )
     return SynthResult(out, n, n_train, n_val, qrels)

@@ -8,16 +8,23 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import InputError
-from .models import LoadedModel
-from .topics import TopicSet
+from avs.errors import InputError
+from avs.formats.topics import TopicSet
+from avs.models import LoadedModel
 
 
-def text_featurizer(loaded: LoadedModel, word2vec: str | os.PathLike | None = None,
-                    clip_checkpoint: str | os.PathLike | None = None, clip_bpe: str | os.PathLike | None = None,
-                    precomputed: dict[str, str | os.PathLike] | None = None):
+def text_featurizer(
+    loaded: LoadedModel,
+    word2vec: str | os.PathLike | None = None,
+    clip_checkpoint: str | os.PathLike | None = None,
+    clip_bpe: str | os.PathLike | None = None,
+    precomputed: dict[str, str | os.PathLike] | None = None,
+):
     """The featurizer a model's text side needs. The word2vec path defaults to the one recorded at training."""
-    from .text import ClipTextEncoder, PrecomputedTextFeatures, TextFeaturizer, Word2Vec, word2vec_path
+    from avs.features.featurize import TextFeaturizer
+    from avs.features.precomputed import PrecomputedTextFeatures
+    from avs.features.word2vec import Word2Vec, word2vec_path
+    from avs.models.clip_text import ClipTextEncoder
 
     word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     kinds = {f.kind for f in loaded.config.text}
@@ -37,8 +44,9 @@ def text_featurizer(loaded: LoadedModel, word2vec: str | os.PathLike | None = No
 
 
 @torch.no_grad()
-def encode_texts(loaded: LoadedModel, featurizer, texts: Sequence[str], ids: Sequence[str] | None = None,
-                 batch_size: int = 256) -> np.ndarray:
+def encode_texts(
+    loaded: LoadedModel, featurizer, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 256
+) -> np.ndarray:
     """(N, S, d) float32 unit vectors, one per space."""
     model = loaded.model.eval()
     device = next(model.parameters()).device

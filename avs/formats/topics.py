@@ -27,10 +27,9 @@ from typing import Iterable, Iterator
 
 from lxml import etree
 
+from avs.errors import InputError
 from trec_eval_compat import xmlsafe
 from trec_eval_compat.ids import eval_topic_id
-
-from .errors import InputError
 
 LABELS = ("object", "person", "action", "location")
 CANONICAL_ROOT = "avsTopics"
@@ -164,8 +163,9 @@ def _validate_canonical(tree, path) -> None:
     dtd = etree.DTD(str(shipped_dir() / DTD_NAME))
     if not dtd.validate(tree):
         err = dtd.error_log.filter_from_errors()[0]
-        raise InputError(path, f"does not validate against {DTD_NAME}: {xmlsafe.one_line(err.message)}",
-                         line=err.line or None)
+        raise InputError(
+            path, f"does not validate against {DTD_NAME}: {xmlsafe.one_line(err.message)}", line=err.line or None
+        )
 
 
 def parse_xml(source, path=None) -> TopicSet:
@@ -188,13 +188,19 @@ def parse_xml(source, path=None) -> TopicSet:
         lines.append(el.sourceline)
     return TopicSet(
         _check(topics, lines, path),
-        year=root.get("year"), collection=root.get("collection"), task=root.get("task"),
+        year=root.get("year"),
+        collection=root.get("collection"),
+        task=root.get("task"),
         path=os.fspath(path) if isinstance(path, (str, os.PathLike)) else None,
     )
 
 
-def read_topics(path: str | os.PathLike, labels: str | os.PathLike | None | bool = True,
-                number_from: int | None = None, strip_zeros: bool = False) -> TopicSet:
+def read_topics(
+    path: str | os.PathLike,
+    labels: str | os.PathLike | None | bool = True,
+    number_from: int | None = None,
+    strip_zeros: bool = False,
+) -> TopicSet:
     """Read a topic file, XML or plain text (decided by content, not by extension).
 
     ``labels``: ``True`` attaches the shipped ``topics/labels.tsv``; a path attaches that file; ``False``/``None``
@@ -234,8 +240,11 @@ def _utf8(data: bytes, path, also: str = "") -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(path, f"not UTF-8 text{also} (byte 0x{body[e.start]:02x}; save the file as UTF-8)",
-                         line=body.count(b"\n", 0, e.start) + 1) from None
+        raise InputError(
+            path,
+            f"not UTF-8 text{also} (byte 0x{body[e.start]:02x}; save the file as UTF-8)",
+            line=body.count(b"\n", 0, e.start) + 1,
+        ) from None
 
 
 def read_labels(path: str | os.PathLike) -> dict[int, frozenset[str]]:
@@ -299,17 +308,22 @@ def to_text(topics: TopicSet) -> str:
     return "".join(f"{t.number}\t{t.text}\n" for t in topics)
 
 
-def with_origin(topics: TopicSet, year: str | None = None, collection: str | None = None,
-                task: str | None = None) -> TopicSet:
+def with_origin(
+    topics: TopicSet, year: str | None = None, collection: str | None = None, task: str | None = None
+) -> TopicSet:
     """Fill year/collection/task: given values first, then the file's own, then NIST's numbering."""
     inferred = infer_origin(topics.nums) or (None, None, None)
-    out = replace(topics, year=year or topics.year or inferred[0],
-                  collection=collection or topics.collection or inferred[1],
-                  task=task or topics.task or inferred[2])
+    out = replace(
+        topics,
+        year=year or topics.year or inferred[0],
+        collection=collection or topics.collection or inferred[1],
+        task=task or topics.task or inferred[2],
+    )
     missing = [k for k in ("year", "collection", "task") if not getattr(out, k)]
     if missing:
-        raise InputError(topics.path, f"cannot tell the topics' {'/'.join(missing)} from their numbers; "
-                                      f"give --{' --'.join(missing)}")
+        raise InputError(
+            topics.path, f"cannot tell the topics' {'/'.join(missing)} from their numbers; give --{' --'.join(missing)}"
+        )
     return out
 
 
@@ -318,6 +332,12 @@ def topics_frame(topics: TopicSet):
     import pandas as pd
 
     as_written = any(t.number != str(t.num) for t in topics)  # e.g. 0661: keep the spelling, as text
-    rows = [{"num": t.number if as_written else t.num, "text": t.text,
-             **{lab: (None if t.labels is None else int(lab in t.labels)) for lab in LABELS}} for t in topics]
+    rows = [
+        {
+            "num": t.number if as_written else t.num,
+            "text": t.text,
+            **{lab: (None if t.labels is None else int(lab in t.labels)) for lab in LABELS},
+        }
+        for t in topics
+    ]
     return pd.DataFrame(rows, columns=["num", "text", *LABELS]).astype({lab: "object" for lab in LABELS})

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .index import Index
+from avs.engine.index import Index
 
 PIECE_ROWS = 1024
 
@@ -26,7 +26,7 @@ PIECE_ROWS = 1024
 def _error_bound(dim: int, weight_sum: float) -> float:
     """Bound on |float32 score − exact score|: a D-term dot product whose |products| sum to at most Σ|w_s|
     (unit vectors per space) errs by less than D·2^-24 of that in any summation order; doubled for safety."""
-    return 2.0 * (dim + 2) * 2.0 ** -24 * max(1.0, weight_sum)
+    return 2.0 * (dim + 2) * 2.0**-24 * max(1.0, weight_sum)
 
 
 @dataclass
@@ -92,8 +92,8 @@ def _blocks(index: Index, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
                     stop = min(start + block_rows, n)
                     if offset is None:
                         buf = free.get()
-                        index.embeddings.read_direct(buf, source_sel=np.s_[start:stop], dest_sel=np.s_[:stop - start])
-                        full.put((start, buf[:stop - start], buf))
+                        index.embeddings.read_direct(buf, source_sel=np.s_[start:stop], dest_sel=np.s_[: stop - start])
+                        full.put((start, buf[: stop - start], buf))
                     else:
                         full.put((start, *_mapped_block(index, fh.fileno(), offset, start, stop)))
             full.put(None)
@@ -116,8 +116,14 @@ def _blocks(index: Index, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         del view, owner, item
 
 
-def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[str] = (),
-           block_rows: int = 16384, progress: bool = False) -> list[Hits]:
+def search(
+    index: Index,
+    queries: np.ndarray,
+    k: int = 1000,
+    exclude: Sequence[str] = (),
+    block_rows: int = 16384,
+    progress: bool = False,
+) -> list[Hits]:
     """Top-``k`` shots per query. ``queries``: (Q, S·d) weighted query rows (``avs.encode.weighted_queries``).
 
     Candidate pools keep every row whose float32 score is at least floor_q = (k-th best float32 score seen)
@@ -154,11 +160,11 @@ def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[s
             warnings.simplefilter("ignore", UserWarning)
             half = torch.from_numpy(block)
         for p in range(0, rows, PIECE_ROWS):
-            x = piece[:min(PIECE_ROWS, rows - p)]
-            x.copy_(half[p:p + len(x)])
-            torch.mm(x, qt, out=out[p:p + len(x)])
-        scores = out[:rows].T.contiguous()                                  # (Q, B)
-        skip = excluded[start:start + rows]
+            x = piece[: min(PIECE_ROWS, rows - p)]
+            x.copy_(half[p : p + len(x)])
+            torch.mm(x, qt, out=out[p : p + len(x)])
+        scores = out[:rows].T.contiguous()  # (Q, B)
+        skip = excluded[start : start + rows]
         if skip.any():
             scores[:, torch.from_numpy(skip)] = -np.inf
         if rows >= k_eff > 0:  # this block's k-th best can only be below the final k-th best
@@ -168,7 +174,7 @@ def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[s
         qi, ri = np.nonzero((s >= floor[:, None]) & (s > -np.inf))
         bounds = np.searchsorted(qi, np.arange(nq + 1))
         for j in range(nq):
-            sel = ri[bounds[j]:bounds[j + 1]]
+            sel = ri[bounds[j] : bounds[j + 1]]
             if len(sel):
                 pool_rows[j].append(sel + start)
                 pool_scores[j].append(s[j, sel])
@@ -178,8 +184,10 @@ def search(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[s
     bar.close()
     for j in range(nq):
         floor[j] = _prune(pool_rows, pool_scores, pool_size, j, k_eff, bound, floor[j])
-    return [_rerank(index, np.concatenate(pool_rows[j]) if pool_rows[j] else np.empty(0, np.int64), queries[j], k)
-            for j in range(nq)]
+    return [
+        _rerank(index, np.concatenate(pool_rows[j]) if pool_rows[j] else np.empty(0, np.int64), queries[j], k)
+        for j in range(nq)
+    ]
 
 
 def _prune(pool_rows, pool_scores, pool_size, j: int, k: int, bound: float, floor: float) -> float:

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .collection import CaptionDataset, open_caption_dataset
-from .errors import InputError
-from .metrics import METRICS, retrieval_metrics, text_video_metrics
-from .models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model, save_model
+from avs.errors import InputError
+from avs.eval.retrieval import METRICS, retrieval_metrics, text_video_metrics
+from avs.features.captions import CaptionDataset, open_caption_dataset
+from avs.models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ RESUMABLE_CHANGES = ("epochs", "patience", "device")
 # ----------------------------------------------------------------------------------------------------------
 # Data
 
+
 @dataclass
 class CaptionData:
     """A caption dataset opened for a model: captions, videos, video features and per-caption text vectors."""
 
     path: Path
     dataset: CaptionDataset
-    text_features: dict = field(default_factory=dict)   # text feature name -> avs.text.PrecomputedTextFeatures
+    text_features: dict = field(default_factory=dict)  # text feature name -> avs.text.PrecomputedTextFeatures
 
     @property
     def name(self) -> str:
@@ -75,15 +76,18 @@ def _video_names(config: ModelConfig) -> list[str]:
 def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.PathLike | None = None) -> CaptionData:
     """Open DATA (``ROOT/COLLECTION``, RUC layout) with the video features and precomputed text features that
     ``config`` names. Features the data lacks are left out here and reported by :func:`check_video_features`."""
-    from .text import PrecomputedTextFeatures
+    from avs.features.precomputed import PrecomputedTextFeatures
 
     p = Path(path)
     if not p.is_dir():
         raise InputError(p, "not a collection directory (expected ROOT/COLLECTION in RUC's layout)")
     names = [f.name for f in config.video]
     present = [n for n in names if (p / "FeatureData" / n).is_dir()] if store is None else ()
-    frames = [config.frame.name] if config.frame is not None and store is None \
-        and (p / "FeatureData" / "frame" / config.frame.name).is_dir() else []
+    frames = (
+        [config.frame.name]
+        if config.frame is not None and store is None and (p / "FeatureData" / "frame" / config.frame.name).is_dir()
+        else []
+    )
     dataset = open_caption_dataset(p.parent, p.name, present, store, frame_features=frames)
     if dataset.captions.empty:
         raise InputError(p / "TextData" / f"{p.name}.caption.txt", "no captions")
@@ -120,7 +124,7 @@ def _caption_video_index(data: CaptionData) -> np.ndarray:
 
 def _featurizer(config: ModelConfig, vocabs: dict, data: CaptionData, w2v, clip):
     """The text featurizer of ``config`` for ``data``; a missing text source is an InputError naming DATA."""
-    from .text import TextFeaturizer, TextFeatureSpec
+    from avs.features.featurize import TextFeatureSpec, TextFeaturizer
 
     specs = [TextFeatureSpec(f.name, f.kind, None if f.kind in VOCAB_KIND else f.dim) for f in config.text]
     try:
@@ -143,7 +147,7 @@ def _clip_encoder(checkpoint, bpe, device):
         return None
     if bpe is None:
         raise InputError(checkpoint, "a CLIP checkpoint needs its BPE vocabulary file too (--clip-bpe)")
-    from .text import ClipTextEncoder
+    from avs.models.clip_text import ClipTextEncoder
 
     return ClipTextEncoder.from_checkpoint(checkpoint, bpe, device=device)
 
@@ -151,24 +155,33 @@ def _clip_encoder(checkpoint, bpe, device):
 # ----------------------------------------------------------------------------------------------------------
 # Encoding and scoring
 
+
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     # GRU lengths stay on the CPU: pack_padded_sequence wants them there.
     return {k: v if k == "gru_lengths" else v.to(device) for k, v in batch.items()}
 
 
 @torch.no_grad()
-def encode_captions(model: TextVideoModel, featurizer, texts: Sequence[str], ids: Sequence[str],
-                    batch_size: int = 256, device="cpu") -> torch.Tensor:
+def encode_captions(
+    model: TextVideoModel, featurizer, texts: Sequence[str], ids: Sequence[str], batch_size: int = 256, device="cpu"
+) -> torch.Tensor:
     """(N, S, d) caption embeddings, on the CPU."""
     model.eval()
-    out = [model.encode_text(_to(featurizer.featurize(texts[i:i + batch_size], ids[i:i + batch_size]), device)).cpu()
-           for i in range(0, len(texts), batch_size)]
+    out = [
+        model.encode_text(_to(featurizer.featurize(texts[i : i + batch_size], ids[i : i + batch_size]), device)).cpu()
+        for i in range(0, len(texts), batch_size)
+    ]
     return torch.cat(out)
 
 
 @torch.no_grad()
-def encode_videos(model: TextVideoModel, feats: dict[str, torch.Tensor], batch_size: int = 256,
-                  device="cpu", frames: Callable | None = None) -> torch.Tensor:
+def encode_videos(
+    model: TextVideoModel,
+    feats: dict[str, torch.Tensor],
+    batch_size: int = 256,
+    device="cpu",
+    frames: Callable | None = None,
+) -> torch.Tensor:
     """(V, S, d) video embeddings from video-level features (name -> (V, dim)), on the CPU. LAFF-ml models also
     need ``frames``: video positions -> the (frames, mask) tensors ``TextVideoModel.encode_video`` takes."""
     model.eval()
@@ -176,12 +189,19 @@ def encode_videos(model: TextVideoModel, feats: dict[str, torch.Tensor], batch_s
     out = []
     for i in range(0, n, batch_size):
         extra = () if frames is None else [t.to(device) for t in frames(range(i, min(i + batch_size, n)))]
-        out.append(model.encode_video({k: v[i:i + batch_size].to(device) for k, v in feats.items()}, *extra).cpu())
+        out.append(model.encode_video({k: v[i : i + batch_size].to(device) for k, v in feats.items()}, *extra).cpu())
     return torch.cat(out)
 
 
-def score_captions(model: TextVideoModel, featurizer, data: CaptionData, video_feats: dict[str, torch.Tensor],
-                   batch_size: int = 256, device="cpu", frames: Callable | None = None) -> torch.Tensor:
+def score_captions(
+    model: TextVideoModel,
+    featurizer,
+    data: CaptionData,
+    video_feats: dict[str, torch.Tensor],
+    batch_size: int = 256,
+    device="cpu",
+    frames: Callable | None = None,
+) -> torch.Tensor:
     """(captions, videos) similarity matrix of ``data``, rows in caption-file order, columns in video-list order."""
     caps = data.dataset.captions
     t = encode_captions(model, featurizer, caps["text"].tolist(), caps["caption_id"].tolist(), batch_size, device)
@@ -189,15 +209,21 @@ def score_captions(model: TextVideoModel, featurizer, data: CaptionData, video_f
     return model.similarity(t, v)
 
 
-def evaluate_retrieval(model_dir: str | os.PathLike, data_path: str | os.PathLike,
-                       store: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 256,
-                       word2vec: str | os.PathLike | None = None, clip_checkpoint=None, clip_bpe=None,
-                       ) -> dict[str, dict[str, float]]:
+def evaluate_retrieval(
+    model_dir: str | os.PathLike,
+    data_path: str | os.PathLike,
+    store: str | os.PathLike | None = None,
+    device: str = "cpu",
+    batch_size: int = 256,
+    word2vec: str | os.PathLike | None = None,
+    clip_checkpoint=None,
+    clip_bpe=None,
+) -> dict[str, dict[str, float]]:
     """Text→video and video→text metrics (:mod:`avs.metrics`) of a trained model on DATA.
 
     word2vec and the CLIP checkpoint default to those the model was trained with (its ``model.json``).
     """
-    from .text import Word2Vec, word2vec_path
+    from avs.features.word2vec import Word2Vec, word2vec_path
 
     word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     loaded = load_model(model_dir, device)
@@ -207,24 +233,30 @@ def evaluate_retrieval(model_dir: str | os.PathLike, data_path: str | os.PathLik
     w2v_path = word2vec or loaded.meta.get("word2vec")
     # the GRU's word embeddings are in the weights: only a w2v feature reads word2vec at scoring time
     w2v = Word2Vec.load(w2v_path) if w2v_path and any(f.kind == "w2v" for f in cfg.text) else None
-    clip = _clip_encoder(clip_checkpoint or loaded.meta.get("clip_checkpoint"),
-                         clip_bpe or loaded.meta.get("clip_bpe"), device)
+    clip = _clip_encoder(
+        clip_checkpoint or loaded.meta.get("clip_checkpoint"), clip_bpe or loaded.meta.get("clip_bpe"), device
+    )
     featurizer = _featurizer(cfg, loaded.vocabs, data, w2v, clip)
     _check_text_dims(cfg, featurizer, data.path)
-    scores = score_captions(loaded.model, featurizer, data, _video_tensors(data, cfg), batch_size, device,
-                            _frame_reader(data, cfg))
+    scores = score_captions(
+        loaded.model, featurizer, data, _video_tensors(data, cfg), batch_size, device, _frame_reader(data, cfg)
+    )
     return text_video_metrics(scores, _caption_video_index(data))
 
 
 def _check_text_dims(cfg: ModelConfig, featurizer, source) -> None:
-    wrong = [f"{f.name} has {featurizer.dims[f.name]} dims, the model expects {f.dim}"
-             for f in cfg.text if featurizer.dims[f.name] != f.dim]
+    wrong = [
+        f"{f.name} has {featurizer.dims[f.name]} dims, the model expects {f.dim}"
+        for f in cfg.text
+        if featurizer.dims[f.name] != f.dim
+    ]
     if wrong:
         raise InputError(source, f"text features do not match model {cfg.name!r}: " + "; ".join(wrong))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Training
+
 
 @dataclass
 class TrainResult:
@@ -281,14 +313,31 @@ def _load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_data: CaptionData,
-          out_dir: str | os.PathLike, *, epochs: int = 80, batch_size: int = 64, lr: float = 1e-4,
-          device: str = "cpu", seed: int = 2, resume: bool = False, force: bool = False,
-          mask_same_video: bool = False, word2vec: str | os.PathLike | None = None,
-          clip_checkpoint: str | os.PathLike | None = None, clip_bpe: str | os.PathLike | None = None,
-          vocab_threshold: int = 5, patience: int = 10, grad_clip: float = 2.0, metric: str = "mir",
-          eval_batch_size: int = 256, progress: bool = True,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+def train(
+    config: str | os.PathLike | ModelConfig,
+    train_data: CaptionData,
+    val_data: CaptionData,
+    out_dir: str | os.PathLike,
+    *,
+    epochs: int = 80,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    device: str = "cpu",
+    seed: int = 2,
+    resume: bool = False,
+    force: bool = False,
+    mask_same_video: bool = False,
+    word2vec: str | os.PathLike | None = None,
+    clip_checkpoint: str | os.PathLike | None = None,
+    clip_bpe: str | os.PathLike | None = None,
+    vocab_threshold: int = 5,
+    patience: int = 10,
+    grad_clip: float = 2.0,
+    metric: str = "mir",
+    eval_batch_size: int = 256,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Train ``config`` on ``train_data``, select on ``val_data`` (both from :func:`open_data`), write MODEL_DIR.
 
     The recipe is the official one (docs/training.md). Training state lives in ``<out_dir>.training/``
@@ -297,7 +346,8 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     and gives the same weights as an uninterrupted run. ``on_epoch`` is called with each epoch's log record
     after its checkpoint is written.
     """
-    from .text import Word2Vec, build_vocab, word2vec_path
+    from avs.features.vocab import build_vocab
+    from avs.features.word2vec import Word2Vec, word2vec_path
 
     word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
     cfg = config if isinstance(config, ModelConfig) else load_config(config)
@@ -314,8 +364,11 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
         raise InputError(ckpt_path, "no training checkpoint to resume from")
     if not resume and work.exists():
         if not force:
-            raise InputError(work, "holds an interrupted training of this model directory: use --resume to "
-                             "continue it or --force to start over")
+            raise InputError(
+                work,
+                "holds an interrupted training of this model directory: use --resume to "
+                "continue it or --force to start over",
+            )
         shutil.rmtree(work)
 
     vnames = _video_names(cfg)
@@ -329,8 +382,11 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
         if f.kind in VOCAB_KIND:
             vocabs[f.name] = build_vocab(texts, VOCAB_KIND[f.kind], vocab_threshold)
             if len(vocabs[f.name]) == (4 if f.kind == "gru" else 0):
-                raise InputError(train_data.path, f"no word occurs {vocab_threshold} times in the training "
-                                 f"captions: the {f.name} vocabulary is empty (lower --vocab-threshold)")
+                raise InputError(
+                    train_data.path,
+                    f"no word occurs {vocab_threshold} times in the training "
+                    f"captions: the {f.name} vocabulary is empty (lower --vocab-threshold)",
+                )
     uses_w2v = any(f.kind in ("w2v", "gru") for f in cfg.text)
     w2v = Word2Vec.load(word2vec) if word2vec is not None and uses_w2v else None
     clip = _clip_encoder(clip_checkpoint, clip_bpe, device)
@@ -341,13 +397,25 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     check_video_features(cfg, val_data.video_dims(vnames), val_data.path)
     _check_text_dims(cfg, val_featurizer, val_data.path)
 
-    settings = {"config": cfg.to_dict(), "train": train_data.name, "val": val_data.name,
-                "train_captions": len(texts), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "mask_same_video": mask_same_video, "vocab_threshold": vocab_threshold, "patience": patience,
-                "grad_clip": grad_clip, "metric": metric, "device": str(device),
-                "word2vec": None if w2v is None else os.fspath(Path(word2vec).resolve()),
-                "clip_checkpoint": None if clip is None else os.fspath(Path(clip_checkpoint).resolve()),
-                "clip_bpe": None if clip is None else os.fspath(Path(clip_bpe).resolve())}
+    settings = {
+        "config": cfg.to_dict(),
+        "train": train_data.name,
+        "val": val_data.name,
+        "train_captions": len(texts),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "mask_same_video": mask_same_video,
+        "vocab_threshold": vocab_threshold,
+        "patience": patience,
+        "grad_clip": grad_clip,
+        "metric": metric,
+        "device": str(device),
+        "word2vec": None if w2v is None else os.fspath(Path(word2vec).resolve()),
+        "clip_checkpoint": None if clip is None else os.fspath(Path(clip_checkpoint).resolve()),
+        "clip_bpe": None if clip is None else os.fspath(Path(clip_bpe).resolve()),
+    }
 
     torch.manual_seed(seed)
     model = TextVideoModel(cfg)
@@ -365,11 +433,15 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     if resume:
         ckpt = _load_checkpoint(ckpt_path)
         before, now = json.loads(ckpt["settings"]), json.loads(json.dumps(settings))
-        changed = sorted(k for k in set(before) | set(now)
-                         if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+        changed = sorted(
+            k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k)
+        )
         if changed:
-            raise InputError(ckpt_path, f"was written with other settings or data ({', '.join(changed)} differ); "
-                             "resume with the same ones, or start over with --force")
+            raise InputError(
+                ckpt_path,
+                f"was written with other settings or data ({', '.join(changed)} differ); "
+                "resume with the same ones, or start over with --force",
+            )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step_lr.load_state_dict(ckpt["step_lr"])
@@ -399,8 +471,14 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
         lr_now = optimizer.param_groups[0]["lr"]
         batches = _batches(torch.randperm(len(texts), generator=shuffle), batch_size)
         total = 0.0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, file=sys.stderr,
-                   disable=None if progress else True)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+            disable=None if progress else True,
+        )
         for idx in bar:
             rows = idx.tolist()
             text_in = _to(featurizer.featurize([texts[i] for i in rows], [cap_ids[i] for i in rows]), device)
@@ -429,20 +507,39 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
             _atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, best_path)
         else:
             since_best += 1
-        record = {"epoch": epoch, "loss": total / len(batches), "lr": lr_now,
-                  **{f"val_{k}": val[k] for k in METRICS}, "best": is_best,
-                  "seconds": round(time.perf_counter() - t0, 3)}
+        record = {
+            "epoch": epoch,
+            "loss": total / len(batches),
+            "lr": lr_now,
+            **{f"val_{k}": val[k] for k in METRICS},
+            "best": is_best,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         records.append(record)
         _write_log(log_path, records)
-        _atomic_torch_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": epoch,
-                            "settings": json.dumps(settings, sort_keys=True),
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "step_lr": step_lr.state_dict(), "plateau": plateau.state_dict(),
-                            "best": best, "best_epoch": best_epoch, "since_best": since_best,
-                            "rng": {**_rng_state(), "shuffle": shuffle.get_state()}}, ckpt_path)
+        _atomic_torch_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "epoch": epoch,
+                "settings": json.dumps(settings, sort_keys=True),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step_lr": step_lr.state_dict(),
+                "plateau": plateau.state_dict(),
+                "best": best,
+                "best_epoch": best_epoch,
+                "since_best": since_best,
+                "rng": {**_rng_state(), "shuffle": shuffle.get_state()},
+            },
+            ckpt_path,
+        )
         if progress:
-            tqdm.write(f"epoch {epoch}: loss {record['loss']:.4f}, val {metric} {value:.4f}"
-                       f"{' (best)' if is_best else ''}, lr {lr_now:.3g}, {record['seconds']:.1f}s", file=sys.stderr)
+            tqdm.write(
+                f"epoch {epoch}: loss {record['loss']:.4f}, val {metric} {value:.4f}"
+                f"{' (best)' if is_best else ''}, lr {lr_now:.3g}, {record['seconds']:.1f}s",
+                file=sys.stderr,
+            )
         if on_epoch is not None:
             on_epoch(record)
         stopped_early = since_best >= patience
@@ -452,13 +549,32 @@ def train(config: str | os.PathLike | ModelConfig, train_data: CaptionData, val_
     model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
     best_record = next(r for r in records if r["epoch"] == best_epoch)
     best_metrics = {k: best_record[f"val_{k}"] for k in METRICS}
-    meta = {"config_name": cfg.name, "train_data": os.fspath(train_data.path.resolve()),
-            "val_data": os.fspath(val_data.path.resolve()), "word2vec": settings["word2vec"],
-            "clip_checkpoint": settings["clip_checkpoint"], "clip_bpe": settings["clip_bpe"],
-            "best_epoch": best_epoch, "epochs_run": len(records), "stopped_early": stopped_early,
-            "validation_metric": metric, "validation": best_metrics,
-            "training": {k: settings[k] for k in ("epochs", "batch_size", "lr", "seed", "mask_same_video",
-                                                  "vocab_threshold", "patience", "grad_clip")}}
+    meta = {
+        "config_name": cfg.name,
+        "train_data": os.fspath(train_data.path.resolve()),
+        "val_data": os.fspath(val_data.path.resolve()),
+        "word2vec": settings["word2vec"],
+        "clip_checkpoint": settings["clip_checkpoint"],
+        "clip_bpe": settings["clip_bpe"],
+        "best_epoch": best_epoch,
+        "epochs_run": len(records),
+        "stopped_early": stopped_early,
+        "validation_metric": metric,
+        "validation": best_metrics,
+        "training": {
+            k: settings[k]
+            for k in (
+                "epochs",
+                "batch_size",
+                "lr",
+                "seed",
+                "mask_same_video",
+                "vocab_threshold",
+                "patience",
+                "grad_clip",
+            )
+        },
+    }
     staged = save_model(model, work / "model", vocabs, meta, force=True)
     shutil.copyfile(log_path, staged / LOG_NAME)
     if out.exists():
@@ -475,5 +591,13 @@ def _write_log(path: Path, records: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["CaptionData", "open_data", "train", "TrainResult", "evaluate_retrieval", "encode_captions",
-           "encode_videos", "score_captions"]
+__all__ = [
+    "CaptionData",
+    "open_data",
+    "train",
+    "TrainResult",
+    "evaluate_retrieval",
+    "encode_captions",
+    "encode_videos",
+    "score_captions",
+]
