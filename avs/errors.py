@@ -7,7 +7,7 @@ from typing import Sequence
 
 from trec_eval_compat.errors import InputError
 
-__all__ = ["InputError", "duplicates", "first_few"]
+__all__ = ["InputError", "duplicates", "first_few", "first_line"]
 
 
 def first_few(items: Sequence[str], k: int = 3) -> str:
@@ -24,3 +24,9 @@ def duplicates(ids: Sequence[str]) -> list[str]:
             dup[i] = None
         seen.add(i)
     return list(dup)
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (library errors can span many), or its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -140,7 +140,7 @@ def test_exclude_dropped_shots_cli(tmp_path):
             "feature.bin: 100 bytes, but shape.txt says 6 x 5 float32 = 120 bytes; truncated? 5 complete rows",
         ),
         ("id_count", "id.txt: 5 ids but shape.txt says 6"),
-        ("duplicate_ids", "id.txt: 1 duplicate ids (first: b)"),
+        ("duplicate_ids", "id.txt:1: id 'b' appears twice"),
         ("bad_shape_txt", "shape.txt: expected one line 'N D' (two counts), got '6 5 2'"),
         ("missing_file", "id.txt: missing (a BigFile folder holds shape.txt, id.txt and feature.bin)"),
     ],

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from conftest import SAMPLE_EVAL, TV21_QRELS
 
 

@@ -12,10 +12,11 @@ import torch
 from click.testing import CliRunner
 
 from avs.cli import cli
+from avs.engine.embed import embed
 from avs.errors import InputError
 from avs.features.vocab import bow_counts, gru_token_ids
 from avs.models import load_model
-from avs.models.official import PickledObject, embed, import_official, load_checkpoint, plan_import, read_vocab_pickle
+from avs.models.official import PickledObject, import_official, load_checkpoint, plan_import, read_vocab_pickle
 
 DATA = Path(__file__).parent / "data" / "official"
 TOL = 1e-5

@@ -15,7 +15,6 @@ import time
 import zlib
 
 import pytest
-from conftest import DATA, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +26,8 @@ from trec_eval_compat import xmlsafe
 from trec_eval_compat.__main__ import main as tec_main
 from trec_eval_compat.evaluate import _numeric_key, evaluate, load_run
 from trec_eval_compat.runxml import xml_run_lines
+
+from conftest import DATA, REPO
 
 GOOD_XML_RUN = DATA / "runs" / "good_2021.xml"
 LABEL_HEADER = "num\tobject\tperson\taction\tlocation\n"
@@ -258,7 +259,7 @@ def test_gzip_absolute_cap(tmp_path, monkeypatch):
     p = tmp_path / "run.gz"
     p.write_bytes(gzip.compress("".join(f"1661 Q0 shot{i}_1 1 {i} t\n" for i in range(1000)).encode()))
     with pytest.raises(InputError, match="past 1,000 bytes, more than any run or qrels file holds"):
-        tio.read_run(p)
+        tio.read_run_lines(p)
 
 
 def test_real_gzip_files_stay_readable():

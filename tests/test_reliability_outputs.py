@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import DATA
 
 from avs.errors import InputError
 from avs.formats import fileio
+
+from conftest import DATA
 
 GOOD_RUN = DATA / "runs" / "good_2021.xml"
 

@@ -1,5 +1,5 @@
 """The columnar TREC run reader and grouping that evaluation uses at scale, held to the line-by-line reader
-(``read_run``) and to a plain dictionary implementation of sample_eval.pl's ranking."""
+(``read_run_lines``) and to a plain dictionary implementation of sample_eval.pl's ranking."""
 
 import random
 
@@ -49,7 +49,7 @@ def test_columns_and_grouping_match_the_line_reader(tmp_path, monkeypatch, seed,
     monkeypatch.setattr(tio, "_fast_run_block", lambda *a: bulk.append(fast(*a)) or bulk[-1])
     p = tmp_path / "run"
     p.write_text(messy_run(random.Random(seed), 3000 if block > 64 else 600, ascii), encoding="utf-8")
-    lines = tio.read_run(p)
+    lines = tio.read_run_lines(p)
     cols = tio.read_run_columns(p)
     read_in_bulk = [b is not None for b in bulk]
     assert all(read_in_bulk) if ascii else not all(read_in_bulk) and (block > 64 or any(read_in_bulk))
@@ -69,14 +69,14 @@ def test_long_lists_keep_the_last_score_and_break_ties_by_shot(tmp_path):
     (tmp_path / "r").write_text(text)
     ranked, n = group_run(tio.read_run_columns(tmp_path / "r"))["1"]
     assert n == 40_000 and len(ranked) == MAX_RESULTS
-    assert (ranked, n) == reference_ranking(tio.read_run(tmp_path / "r"))["1"]
+    assert (ranked, n) == reference_ranking(tio.read_run_lines(tmp_path / "r"))["1"]
 
 
 def test_hash_collisions_fall_back_to_exact_grouping(tmp_path, monkeypatch):
     p = tmp_path / "run"
     p.write_text(messy_run(random.Random(4), 2000))
     monkeypatch.setattr(tio, "_hash", lambda shots: np.zeros(len(shots), np.uint64))  # every id collides
-    assert group_run(tio.read_run_columns(p)) == reference_ranking(tio.read_run(p))
+    assert group_run(tio.read_run_columns(p)) == reference_ranking(tio.read_run_lines(p))
 
 
 def test_hash_does_not_depend_on_the_block_width():
@@ -117,7 +117,7 @@ def test_bulk_score_parsing_is_pythons_float(tmp_path):
     assert [v.hex() for v in parsed.tolist()] == [float(s).hex() for s in TRICKY_SCORES]
     p = tmp_path / "r"
     p.write_text("".join(f"1 Q0 shot1_{i} 1 {s} t\n" for i, s in enumerate(TRICKY_SCORES)))
-    assert tio.read_run_columns(p).score.tolist() == [ln.score for ln in tio.read_run(p)]
+    assert tio.read_run_columns(p).score.tolist() == [ln.score for ln in tio.read_run_lines(p)]
 
 
 @pytest.mark.parametrize(

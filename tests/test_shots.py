@@ -8,7 +8,7 @@ from avs.formats.shots import (
     natural_key,
     natural_sorted,
     parse_shot_id,
-    read_shot_list,
+    read_id_list,
 )
 
 
@@ -62,17 +62,22 @@ def test_dropped_shots_shipped_list():
         dropped_shots("IACC.3")
 
 
-def test_read_shot_list(tmp_path):
+def test_read_id_list(tmp_path):
     p = tmp_path / "list.txt"
     p.write_text("# comment\nshot00001_1\n\nshot00001_2 shot00002_1\n")
-    assert read_shot_list(p) == ["shot00001_1", "shot00001_2", "shot00002_1"]
+    assert read_id_list(p, shot_ids=True) == ["shot00001_1", "shot00001_2", "shot00002_1"]
     p.write_text("shot00001_1\nvideo7\n")
     with pytest.raises(InputError) as e:
-        read_shot_list(p)
+        read_id_list(p, shot_ids=True)
     assert str(e.value) == f"{p}:2: 'video7' is not a shot id (shot<VIDEO>_<N>)"
-    assert read_shot_list(p, require_shot_ids=False) == ["shot00001_1", "video7"]
+    assert read_id_list(p) == ["shot00001_1", "video7"]
+    p.write_text("a\nb\n# not an id\nb\n")
+    with pytest.raises(InputError) as e:
+        read_id_list(p, unique=True)
+    assert str(e.value) == f"{p}:4: id 'b' appears twice"
+    assert read_id_list(p) == ["a", "b", "b"]
     with pytest.raises(InputError, match="No such file or directory"):
-        read_shot_list(tmp_path / "nope")
+        read_id_list(tmp_path / "nope")
 
 
 def test_shots_to_exclude(tmp_path):

@@ -1,11 +1,12 @@
 import json
 
 import pytest
-from conftest import REPO
 from lxml import etree
 
 from avs.errors import InputError
 from avs.formats import topics as T
+
+from conftest import REPO
 
 TOPICS = REPO / "topics"
 SHIPPED = {

@@ -5,12 +5,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLE_EVAL, TV21_QRELS
 
 from trec_eval_compat import InputError
 from trec_eval_compat.evaluate import Qrels, evaluate, format_sample_eval, parse_cutoffs
-from trec_eval_compat.io import read_qrels, read_run
+from trec_eval_compat.io import read_qrels, read_run_lines
 from trec_eval_compat.xinfap import AVS_CUTOFFS, CUTOFFS_2012
+
+from conftest import SAMPLE_EVAL, TV21_QRELS
 
 TV21_RUNS = ["run1_mixed", "run2_relfirst", "run3_ties", "run4_rankcol_reversed", "run5_edgecases"]
 SMALL = [("tiny", "tiny"), ("tiny2", "tiny2"), ("fuzz101", "fuzz101"), ("fuzz202", "fuzz202"), ("fuzz303", "fuzz303")]
@@ -149,11 +150,11 @@ def test_strict_rejections(tmp_path, run_text, message):
         (read_qrels, "1 0 a 1 0.5\n", ":1: judgment '0.5' is not an integer"),
         (read_qrels, "", "no qrels (empty file)"),
         (read_qrels, "\n\n", "no qrels (empty file)"),
-        (read_run, "1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
-        (read_run, "1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
-        (read_run, "1 Q0 a 1 1_000 t\n", ":1: score '1_000' is not a number"),
-        (read_run, "1 Q0 a 1 nan t\n", ":1: score is NaN"),
-        (read_run, "", "no run lines (empty file)"),
+        (read_run_lines, "1 Q0 a 1 2\n", ":1: expected 6 columns (topic Q0 shot rank score tag), found 5"),
+        (read_run_lines, "1 Q0 a 1 2 t\n1 Q0 b 2 high t\n", ":2: score 'high' is not a number"),
+        (read_run_lines, "1 Q0 a 1 1_000 t\n", ":1: score '1_000' is not a number"),
+        (read_run_lines, "1 Q0 a 1 nan t\n", ":1: score is NaN"),
+        (read_run_lines, "", "no run lines (empty file)"),
     ],
 )
 def test_malformed_files(tmp_path, reader, text, message):
@@ -168,12 +169,12 @@ def test_binary_and_truncated_gzip(tmp_path):
     b = tmp_path / "b"
     b.write_bytes(b"\x00\x01\x02abc\xff\xfe")
     with pytest.raises(InputError, match="not UTF-8 text|binary data"):
-        read_run(b)
+        read_run_lines(b)
     z = tmp_path / "r.gz"
     lines = "".join(f"1 Q0 shot{i:05d}_{i} {i} {1 / (i + 1)} t\n" for i in range(5000)).encode()
     z.write_bytes(gzip.compress(lines)[:2000])
     with pytest.raises(InputError, match="cannot read"):
-        read_run(z)
+        read_run_lines(z)
 
 
 def test_no_evaluable_topic(tmp_path):

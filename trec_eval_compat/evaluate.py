@@ -22,7 +22,7 @@ from .xinfap import (
     CUTOFFS_2012,
     MAX_RESULTS,
     RECALL_POINTS,
-    TopicResult,
+    TopicMeasures,
     evaluate_topic,
     ideal_dcg,
     interpolated_precision,
@@ -189,7 +189,7 @@ def evaluate(
             f"no run topic is in the qrels {qrels.path or ''}".rstrip()
             + f" (run topics: {', '.join(sorted(grouped, key=_numeric_key)[:5])})",
         )
-    results: dict[str, TopicResult] = {}
+    results: dict[str, TopicMeasures] = {}
     for t in evaluated:
         ranked, n_lines = grouped[t]
         results[t] = evaluate_topic(qrels.topics[t], ranked, n_lines, qrels.idcg(t), cutoffs)
@@ -221,7 +221,7 @@ def evaluate(
 
 
 def _aggregate(
-    qrels: Qrels, results: dict[str, TopicResult], n_topics: int, cutoffs: tuple[int, ...]
+    qrels: Qrels, results: dict[str, TopicMeasures], n_topics: int, cutoffs: tuple[int, ...]
 ) -> dict[str, float]:
     """The ``all`` lines, summed in the script's orders (numeric topic order for most sums, string order
     for the recall points and for ``inum_rel``) and divided by ``n_topics``."""

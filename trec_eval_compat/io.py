@@ -228,7 +228,7 @@ def iter_run(path: str | os.PathLike) -> Iterator[tuple[int, list[str], float]]:
     return _checked_run_lines(iter_lines(path), path)
 
 
-def read_run(path: str | os.PathLike) -> list[RunLine]:
+def read_run_lines(path: str | os.PathLike) -> list[RunLine]:
     """Read a TREC 6-column run ``topic Q0 shot rank score tag`` in file order."""
     out = [RunLine(t[0], t[1], t[2], t[3], score, t[5], n) for n, t, score in iter_run(path)]
     if not out:
@@ -402,7 +402,7 @@ def _fast_run_block(block: bytes, first: int):
 
 
 def read_run_columns(path: str | os.PathLike) -> RunColumns:
-    """A TREC 6-column run as ``RunColumns``; same acceptance and errors as ``read_run``, a fraction of its
+    """A TREC 6-column run as ``RunColumns``; same acceptance and errors as ``read_run_lines``, a fraction of its
     time and memory (plain ASCII blocks are parsed with array operations, any other block line by line)."""
     build = _ColumnBuilder()
     for first, block in iter_blocks(path):

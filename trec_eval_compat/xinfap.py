@@ -31,7 +31,7 @@ _RANKS = np.arange(1, MAX_RESULTS + 1, dtype=np.float64)
 
 
 @dataclass
-class TopicResult:
+class TopicMeasures:
     """Measures of one topic, named as sample_eval.pl prints them, plus N̂(k) for the recall points."""
 
     infAP: float
@@ -66,7 +66,7 @@ def ideal_dcg(q: TopicQrels) -> float:
 
 def evaluate_topic(
     q: TopicQrels, ranked: list[str], num_ret: int, idcg: float | None = None, cutoffs: tuple[int, ...] = CUTOFFS
-) -> TopicResult:
+) -> TopicMeasures:
     """All per-topic measures for the ranked shot list (already ordered and cut to 1000); iP at ``cutoffs``."""
     n = len(ranked)
     lookup = q.shots.get
@@ -130,10 +130,10 @@ def evaluate_topic(
 
     last = float(inferred_rel[-1]) if n else 0.0
     ip = tuple(float(inferred_rel[k - 1]) / k if n >= k else last / k for k in cutoffs)
-    return TopicResult(ap, ndcg, ip, last, num_rel, num_ret, n, inferred_rel)
+    return TopicMeasures(ap, ndcg, ip, last, num_rel, num_ret, n, inferred_rel)
 
 
-def interpolated_precision(res: TopicResult) -> list[float]:
+def interpolated_precision(res: TopicMeasures) -> list[float]:
     """sample_eval.pl's 11-point interpolated precision of one topic (its own interpolation, see
     trecvid-formats.md §1.5): walking ranks upward from the last, the running maximum of N̂(k)/k is given to
     the current recall point when the point's target exceeds N̂(k), one point per rank; points whose target

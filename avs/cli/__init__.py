@@ -50,15 +50,7 @@ def main() -> None:
     cli.main()
 
 
-from avs.cli import collection as _collection  # noqa: E402, F401
-from avs.cli import demo as _demo  # noqa: E402, F401
-from avs.cli import eval as _eval  # noqa: E402, F401
-from avs.cli import model as _model  # noqa: E402, F401
-from avs.cli import official as _official  # noqa: E402, F401
-from avs.cli import report as _report  # noqa: E402, F401
-from avs.cli import run as _run  # noqa: E402, F401
-from avs.cli import search as _search  # noqa: E402, F401
-from avs.cli import topics as _topics  # noqa: E402, F401  (registers commands on ``cli``)
-from avs.cli import train as _train  # noqa: E402, F401
+# one module per command group; importing it registers its commands on ``cli``
+from avs.cli import collection, demo, eval, index, model, run, search, topics, train  # noqa: E402, F401
 
 __all__ = ["cli", "main"]

@@ -1,10 +1,14 @@
-"""``avs eval``: score runs as NIST does."""
+"""``avs eval``: score runs as NIST does (``infap``), compare runs (``compare``), score a model on captions
+(``retrieval``)."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
 from avs.cli import cli
+from avs.cli.options import DATA_HELP, device_option, echo_written, force_files_option, out_folder_option
 from avs.cli.render import emit
 from avs.eval import infap as E
 
@@ -95,3 +99,73 @@ def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) ->
     emit(table.reset_index(), "table")
     click.echo("\nmean infAP per topic label")
     emit(E.label_means(evals, label_table, topic_prefix).reset_index(), "table")
+
+
+@eval_group.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="NIST qrels (5 or 4 columns, .gz ok).")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Topic label table; default: topics/labels.tsv.")
+@click.option(
+    "--baseline",
+    help="The run the others are marked and tested against: one of RUNS (path or run "
+    "name) or another run file; default: the first run.",
+)
+@click.option(
+    "--permutations",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Sign flips of the randomization test (all 2^topics when that is not more).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the randomization test.")
+@click.option("--strict", is_flag=True, help="Score qrels topics missing from a run as 0 (NIST's strict mode).")
+@click.option("--topic-prefix", default="1", show_default=True, help="XML tNum -> qrels topic id prefix.")
+@out_folder_option
+@force_files_option
+def compare(runs, qrels, labels, baseline, permutations, seed, strict, topic_prefix, out, force) -> None:
+    """Per-topic infAP of RUNS with the topic labels, mean per label, and paired tests against the baseline."""
+    from avs.eval.report import COMPARISON_FILES, check_outputs, compare_runs, write_comparison
+
+    if out:
+        check_outputs(out, COMPARISON_FILES, force)  # before the work, not after
+    c = compare_runs(list(runs), qrels, labels, baseline, permutations, seed, strict, topic_prefix)
+    click.echo(f"infAP per topic (+/-: more than 0.1 above/below the baseline {c.baseline})")
+    emit(c.per_topic.reset_index(), "table")
+    click.echo("\nmean infAP per topic label")
+    emit(c.label_means.reset_index(), "table")
+    if len(c.tests):
+        click.echo(f"\npaired tests against {c.baseline} (two-sided p-values)")
+        emit(c.tests, "table")
+    if out:
+        echo_written(write_comparison(c, out, force))
+
+
+@eval_group.command("retrieval")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--data", "data_path", required=True, type=click.Path(file_okay=False), help=DATA_HELP)
+@click.option("--store", type=click.Path(dir_okay=False), help="Read the video features from this avs store.")
+@device_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--word2vec", type=click.Path(), help="Override the word2vec the model was trained with.")
+@click.option("--clip-checkpoint", type=click.Path(dir_okay=False), help="Override the model's CLIP checkpoint.")
+@click.option("--clip-bpe", type=click.Path(dir_okay=False), help="Override the model's CLIP BPE file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def retrieval(model_dir, data_path, store, device, batch_size, word2vec, clip_checkpoint, clip_bpe, fmt) -> None:
+    """Text-to-video and video-to-text R@1/5/10, MedR, MeanR, mIR and mAP of a model on a caption collection."""
+    from avs.eval.retrieval import metrics_table
+    from avs.train.loop import evaluate_retrieval
+
+    results = evaluate_retrieval(
+        model_dir,
+        data_path,
+        store=store,
+        device=device,
+        batch_size=batch_size,
+        word2vec=word2vec,
+        clip_checkpoint=clip_checkpoint,
+        clip_bpe=clip_bpe,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2))
+    else:
+        emit(metrics_table(results), "table")

@@ -1,10 +1,18 @@
-"""``avs model``: inspect model architectures and trained models."""
+"""``avs model``: architectures and trained models — summary, official checkpoint import, embed, and the
+attention-weight and space-agreement reports (LAFF supplement Tab. 9, 10)."""
 
 from __future__ import annotations
 
 import click
 
 from avs.cli import cli
+from avs.cli.options import (
+    echo_written,
+    force_files_option,
+    number_from_option,
+    out_folder_option,
+    read_topics_option,
+)
 from avs.cli.render import emit
 
 
@@ -64,3 +72,107 @@ def summary(config_name, bow_vocab, gru_vocab, video_feature, text_feature, list
     click.echo(f"spaces: {cfg.spaces} x {cfg.space_size}")
     emit(parameter_table(model), "table")
     click.echo(f"trainable parameters: {count_parameters(model)}")
+
+
+@model_group.command("weights")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--topics", type=click.Path(dir_okay=False), help="Text side over these topics' texts.")
+@number_from_option
+@click.option(
+    "--captions",
+    type=click.Path(file_okay=False),
+    help="Caption data (ROOT/COLLECTION, RUC layout): text side over its captions, video side over its videos.",
+)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False),
+    help="Collection store: the video features (with --topics: every shot of it).",
+)
+@click.option("--word2vec", type=click.Path(), help="word2vec model, if the model's text side uses one.")
+@out_folder_option
+@force_files_option
+def weights(model_dir, topics, number_from, captions, store, word2vec, out, force) -> None:
+    """Mean ± std attention weight of each text and video feature, per space and overall (Tab. 9)."""
+    from avs.eval.diagnostics import attention_weights, weights_files
+    from avs.eval.report import write_outputs
+
+    if (topics is None) == (captions is None):
+        raise click.UsageError("give exactly one of --topics and --captions")
+    ws = attention_weights(model_dir, read_topics_option(topics, number_from), captions, store, word2vec)
+    click.echo(
+        f"attention weights of {ws.model} ({ws.fusion}) over "
+        + ", ".join(f"{n} {'texts' if s == 'text' else 'videos'}" for s, n in ws.items.items())
+    )
+    emit(ws.wide().reset_index(), "table")
+    if out:
+        echo_written(write_outputs(out, weights_files(ws), force))
+
+
+@model_group.command("spaces")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--topics", required=True, type=click.Path(dir_okay=False), help="Topic file (the queries).")
+@number_from_option
+@click.option("--index", "index_path", required=True, type=click.Path(dir_okay=False), help="Index built with MODEL.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Length of the top lists.")
+@click.option("--word2vec", type=click.Path(), help="word2vec model, if the model's text side uses one.")
+@out_folder_option
+@force_files_option
+def spaces(model_dir, topics, number_from, index_path, k, word2vec, out, force) -> None:
+    """Jaccard index between the top-k lists of every pair of embedding spaces, mean over topics (Tab. 10)."""
+    from avs.eval.diagnostics import space_overlap, spaces_files
+    from avs.eval.report import write_outputs
+
+    so = space_overlap(model_dir, read_topics_option(topics, number_from), index_path, k, word2vec)
+    click.echo(f"inter-space Jaccard of the top-{so.k} lists of {so.model} over {so.queries} topics")
+    emit(so.matrix.reset_index(), "table")
+    if out:
+        echo_written(write_outputs(out, spaces_files(so), force))
+
+
+@model_group.command("import-official")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option(
+    "--vocab-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the official bow_nsw_<t>.pkl / gru_<t>.pkl vocabularies (to encode raw text).",
+)
+@click.option("--word2vec", type=click.Path(), help="Word2vec the model was trained with (recorded, not copied).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def import_official_cmd(checkpoint, out, vocab_dir, word2vec, force) -> None:
+    """Convert an official LAFF model_best.pth.tar (or state_dict) into an avs model directory.
+
+    The checkpoint is read without running any pickled code."""
+    from avs.models.official import import_official
+
+    res = import_official(checkpoint, out, vocab_dir=vocab_dir, word2vec=word2vec, force=force)
+    cfg = res.config
+    click.echo(f"wrote {res.out}")
+    click.echo(f"spaces: {cfg.spaces} x {cfg.space_size}")
+    click.echo("video: " + ", ".join(f"{f.name} ({f.dim}{', tile+BN' if f.no_transform else ''})" for f in cfg.video))
+    click.echo("text: " + ", ".join(f"{f.name} ({f.dim}{', tile+BN' if f.no_transform else ''})" for f in cfg.text))
+    click.echo(f"vocabularies: {', '.join(res.vocabs) or 'none (pre-featurised inputs only)'}")
+    click.echo(f"ignored official weights: {len(res.ignored)} (unused LayerNorms, with_ave scalars, frozen CLIP)")
+    for note in res.notes:
+        click.echo(f"note: {note}")
+
+
+@model_group.command("embed")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option(
+    "--features",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Input .npz (bow, w2v, gru_ids, gru_lengths, clip_text, vid__<feature>).",
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output .npz.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def embed_cmd(model_dir, features, out, force) -> None:
+    """Embed pre-featurised texts and/or videos: per-space embeddings, fusion weights, text-to-video scores."""
+    from avs.engine.embed import embed, write_npz
+    from avs.formats.fileio import check_writable
+
+    check_writable(out, force, inputs=[features])
+    arrays = embed(model_dir, features)
+    write_npz(arrays, out, force)
+    click.echo(f"wrote {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(arrays.items())))

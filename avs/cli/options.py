@@ -35,3 +35,24 @@ number_from_option = click.option(
 device_option = click.option(
     "--device", default="cpu", show_default=True, callback=_device, help="torch device, e.g. cpu, cuda, cuda:1."
 )
+
+
+out_folder_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Also write the tables (CSV, Markdown) and plots (PNG) into this directory.",
+)
+force_files_option = click.option("--force", is_flag=True, help="Overwrite files already in --out.")
+
+
+def echo_written(paths) -> None:
+    for p in paths:
+        click.echo(f"wrote {p}", err=True)
+
+
+DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData); see docs/training.md."
+
+
+def data_option(flag: str, dest: str, help: str):
+    """A required caption-collection folder (ROOT/COLLECTION in RUC's layout)."""
+    return click.option(flag, dest, required=True, type=click.Path(file_okay=False), help=help)

@@ -1,4 +1,4 @@
-"""``avs index``, ``avs search``, ``avs topics encode``: the collection-scale job."""
+"""``avs search``: the yearly job, topics in and a submission-ready run out."""
 
 from __future__ import annotations
 
@@ -8,23 +8,7 @@ from pathlib import Path
 import click
 
 from avs.cli import cli
-from avs.cli.options import device_option, number_from_option, read_topics_option
-from avs.cli.topics import topics_group
-
-
-@cli.command("index")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
-@click.option("--collection", required=True, type=click.Path(dir_okay=False), help="Collection store (HDF5).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Index file to write (HDF5).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=2048, show_default=True)
-@device_option
-@click.option("--force", is_flag=True, help="Overwrite OUT.")
-def index_cmd(model_dir, collection, out, batch_size, device, force) -> None:
-    """Encode every shot of COLLECTION once into the model's joint spaces (resumes an interrupted build)."""
-    from avs.engine.index import build_index
-
-    path = build_index(model_dir, collection, out, batch_size=batch_size, device=device, force=force)
-    click.echo(f"wrote {path}")
+from avs.cli.options import number_from_option, read_topics_option
 
 
 @cli.command("search")
@@ -130,30 +114,3 @@ def search_cmd(
         + (f" and {trec}" if trec else "")
         + (" (SIMULATED demo collection; see `avs demo`)" if demo else "")
     )
-
-
-@topics_group.command("encode")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
-@number_from_option
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (topics × S·d).")
-@click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the model's).")
-@click.option("--force", is_flag=True)
-def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> None:
-    """Write the topic embeddings (rows in topic order; per-space unit vectors, concatenated)."""
-    import io
-
-    import numpy as np
-
-    from avs.engine.encode import encode_topics, flatten, text_featurizer
-    from avs.formats.fileio import atomic_write, check_writable
-    from avs.models import load_model
-
-    check_writable(out, force, inputs=[topics_file, word2vec])
-    loaded = load_model(model_dir)
-    topics = read_topics_option(topics_file, number_from)
-    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), topics))
-    buf = io.BytesIO()
-    np.save(buf, emb)
-    atomic_write(out, buf.getvalue(), force=force)
-    click.echo(f"wrote {out}: {emb.shape[0]} topics x {emb.shape[1]}")

@@ -1,4 +1,4 @@
-"""``avs topics``: show and convert topic files."""
+"""``avs topics``: show, convert and encode topic files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 import pandas as pd
 
 from avs.cli import cli
-from avs.cli.options import number_from_option
+from avs.cli.options import number_from_option, read_topics_option
 from avs.cli.render import emit
 from avs.formats import topics as T
 from avs.formats.fileio import atomic_write, check_writable
@@ -74,3 +74,30 @@ def convert(src: str, dst: str, year, collection, task, number_from, strip_zeros
         atomic_write(dst, T.to_xml(ts), force=force)
     else:
         atomic_write(dst, T.to_text(ts), force=force)
+
+
+@topics_group.command("encode")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--topics", "topics_file", required=True, type=click.Path(dir_okay=False))
+@number_from_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (topics × S·d).")
+@click.option("--word2vec", type=click.Path(), help="Word2vec model (default: the model's).")
+@click.option("--force", is_flag=True)
+def encode_cmd(model_dir, topics_file, number_from, out, word2vec, force) -> None:
+    """Write the topic embeddings (rows in topic order; per-space unit vectors, concatenated)."""
+    import io
+
+    import numpy as np
+
+    from avs.engine.encode import encode_topics, flatten, text_featurizer
+    from avs.formats.fileio import atomic_write, check_writable
+    from avs.models import load_model
+
+    check_writable(out, force, inputs=[topics_file, word2vec])
+    loaded = load_model(model_dir)
+    topics = read_topics_option(topics_file, number_from)
+    emb = flatten(encode_topics(loaded, text_featurizer(loaded, word2vec=word2vec), topics))
+    buf = io.BytesIO()
+    np.save(buf, emb)
+    atomic_write(out, buf.getvalue(), force=force)
+    click.echo(f"wrote {out}: {emb.shape[0]} topics x {emb.shape[1]}")

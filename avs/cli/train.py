@@ -1,17 +1,13 @@
-"""``avs train`` and ``avs eval retrieval``: train text-to-video models on caption datasets and score them."""
+"""``avs train`` and ``avs ablate``: train text-to-video models on caption datasets (one config, or each fusion
+config of the ablation, LAFF supplement Tab. 11)."""
 
 from __future__ import annotations
-
-import json
 
 import click
 
 from avs.cli import cli
-from avs.cli.eval import eval_group
-from avs.cli.options import device_option
+from avs.cli.options import DATA_HELP, data_option, device_option, echo_written, force_files_option
 from avs.cli.render import emit
-
-DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData); see docs/training.md."
 
 
 @cli.command("train")
@@ -22,14 +18,8 @@ DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData);
     show_default=True,
     help="Shipped model config name (avs model summary --list) or a TOML file.",
 )
-@click.option("--train", "train_path", required=True, type=click.Path(file_okay=False), help=DATA_HELP)
-@click.option(
-    "--val",
-    "val_path",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Validation collection (same layout), used to pick the best epoch.",
-)
+@data_option("--train", "train_path", DATA_HELP)
+@data_option("--val", "val_path", "Validation collection (same layout), used to pick the best epoch.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option(
     "--train-store",
@@ -101,29 +91,24 @@ def train_cmd(
 ) -> None:
     """Train a text-to-video model (LAFF recipe) on --train, keeping the epoch best on --val."""
     from avs.models import load_config
-    from avs.train.loop import open_data, train
+    from avs.train import TrainConfig, open_data, train
 
-    cfg = load_config(config_name)
-    result = train(
-        cfg,
-        open_data(train_path, cfg, train_store),
-        open_data(val_path, cfg, val_store),
-        out_dir,
+    recipe = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         device=device,
         seed=seed,
-        resume=resume,
-        force=force,
         mask_same_video=mask_same_video,
         word2vec=word2vec,
         clip_checkpoint=clip_checkpoint,
         clip_bpe=clip_bpe,
         vocab_threshold=vocab_threshold,
         patience=patience,
-        progress=not quiet,
     )
+    cfg = load_config(config_name)
+    train_data, val_data = open_data(train_path, cfg, train_store), open_data(val_path, cfg, val_store)
+    result = train(cfg, train_data, val_data, out_dir, recipe, resume=resume, force=force, progress=not quiet)
     stop = "early stop" if result.stopped_early else "last epoch"
     m = result.best_metrics
     click.echo(
@@ -132,32 +117,49 @@ def train_cmd(
     )
 
 
-@eval_group.command("retrieval")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
-@click.option("--data", "data_path", required=True, type=click.Path(file_okay=False), help=DATA_HELP)
-@click.option("--store", type=click.Path(dir_okay=False), help="Read the video features from this avs store.")
-@device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--word2vec", type=click.Path(), help="Override the word2vec the model was trained with.")
-@click.option("--clip-checkpoint", type=click.Path(dir_okay=False), help="Override the model's CLIP checkpoint.")
-@click.option("--clip-bpe", type=click.Path(dir_okay=False), help="Override the model's CLIP BPE file.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def retrieval(model_dir, data_path, store, device, batch_size, word2vec, clip_checkpoint, clip_bpe, fmt) -> None:
-    """Text-to-video and video-to-text R@1/5/10, MedR, MeanR, mIR and mAP of a model on a caption collection."""
-    from avs.eval.retrieval import metrics_table
-    from avs.train.loop import evaluate_retrieval
+def _names(ctx, param, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("expected comma-separated config names")
+    return names
 
-    results = evaluate_retrieval(
-        model_dir,
-        data_path,
-        store=store,
-        device=device,
-        batch_size=batch_size,
-        word2vec=word2vec,
-        clip_checkpoint=clip_checkpoint,
-        clip_bpe=clip_bpe,
-    )
-    if fmt == "json":
-        click.echo(json.dumps(results, indent=2))
-    else:
-        emit(metrics_table(results), "table")
+
+@cli.command("ablate")
+@click.option(
+    "--configs",
+    required=True,
+    callback=_names,
+    help="Comma-separated shipped config names or TOML files, e.g. laff,concat,mhsa,attention_free.",
+)
+@data_option("--train", "train_data", "Training captions (ROOT/COLLECTION, RUC layout).")
+@data_option("--val", "val_data", "Validation captions.")
+@data_option("--test", "test_data", "Test captions.")
+@click.option("--store", type=click.Path(dir_okay=False), help="Collection store with the video features.")
+@click.option(
+    "--features",
+    help="Config (name or TOML) whose features and space size every config takes, so "
+    "that only the fusion block differs (e.g. sim_laff for a simulated collection).",
+)
+@click.option("--baseline", default="concat", show_default=True, help="Config the mAP change is relative to.")
+@click.option("--epochs", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=2, show_default=True)
+@click.option("--word2vec", type=click.Path(), help="word2vec model, if the configs' text side uses one.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Keep the trained models in DIR/models/ and write ablation.csv / ablation.md there.",
+)
+@force_files_option
+def ablate(out, force, **options) -> None:
+    """Train each fusion config on the same data; R@1/5/10, MedR, mAP and mAP change vs the baseline (Tab. 11)."""
+    from avs.eval.report import write_outputs
+    from avs.train.ablation import ablation_files, run_ablation
+
+    res = run_ablation(out_dir=out, force=force, **options)
+    test_data = options["test_data"]
+    click.echo(f"fusion blocks, text-to-video on {test_data} (mAP change relative to {res.baseline})")
+    emit(res.table, "table")
+    if out:
+        echo_written(write_outputs(out, ablation_files(res), force))

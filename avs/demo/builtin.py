@@ -1,4 +1,4 @@
-"""The built-in demo: a SIMULATED collection (avs.synth), a LAFF model trained on its captions, its index and
+"""The built-in demo: a SIMULATED collection (avs.demo.synth), a LAFF model trained on its captions, its index and
 its judgments — built deterministically on first use, so that ``avs search --topics topics/tv20.xml`` works on a
 fresh install. Nothing in it is real video data; every output that uses it says so.
 """
@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from avs import __version__
 from avs.errors import InputError
-from avs.formats.fileio import current_umask
+from avs.formats.fileio import atomic_dir
 
 DEMO_VERSION = 1
 SHOTS = 10_000
@@ -85,10 +83,8 @@ def build(root: str | os.PathLike | None = None, force: bool = False, progress: 
             raise InputError(demo.root, "exists and is not an avs demo folder; choose another place")
         if not force:
             raise InputError(demo.root, "already exists (use --force to rebuild)")
-    demo.root.parent.mkdir(parents=True, exist_ok=True)
-    work = Demo(Path(tempfile.mkdtemp(prefix=f".{demo.root.name}.", suffix=".part", dir=demo.root.parent)))
-    os.chmod(work.root, 0o777 & ~current_umask())  # mkdtemp makes 0700; the demo is shareable
-    try:
+    with atomic_dir(demo.root, force=True) as tmp:
+        work = Demo(tmp)
         times = {}
         t = time.perf_counter()
         write_collection(work.collection, SHOTS, seed=SEED, force=True, progress=progress)
@@ -118,12 +114,6 @@ def build(root: str | os.PathLike | None = None, force: bool = False, progress: 
             )
             + "\n"
         )
-        if demo.root.exists():
-            shutil.rmtree(demo.root)
-        os.replace(work.root, demo.root)
-    except BaseException:
-        shutil.rmtree(work.root, ignore_errors=True)
-        raise
     return demo
 
 
@@ -199,15 +189,15 @@ class Report:
     """What ``avs demo`` prints: the demo LAFF on tv20 (SIMULATED data) and where its attention goes."""
 
     evaluation: object  # trec_eval_compat Evaluation of the tv20 run
-    label_means: object  # DataFrame from avs.evaluate.label_means
+    label_means: object  # DataFrame from avs.eval.infap.label_means
     attention: dict[str, float]  # mean video-side attention weight per feature over the collection
     manifest: dict
 
 
 def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
     import numpy as np
-    import torch
 
+    from avs.engine.encode import encode_batch
     from avs.engine.searcher import search_topics
     from avs.eval.infap import label_means, load_labels
     from avs.formats.runs import RunInfo, run_lines
@@ -222,9 +212,8 @@ def report(demo: Demo, topics: str | os.PathLike | None = None) -> Report:
     loaded = load_model(demo.model)
     store = open_store(demo.store)
     names = [f.name for f in loaded.config.video]
-    with torch.no_grad():
-        feats = {n: torch.from_numpy(store.get(n, dtype=np.float32)) for n in names}
-        _, weights = loaded.model.encode_video(feats, return_weights=True)
+    feats = {n: store.get(n, dtype=np.float32) for n in names}
+    _, weights = encode_batch(lambda f: loaded.model.encode_video(f, return_weights=True), (feats,))
     mean = weights.mean(dim=(0, 1)).tolist()
     return Report(
         ev,

@@ -307,7 +307,7 @@ def write_collection(
         for num, shot, stratum, judgment in _pool_judgments(lex, shows_blocks, seed):
             f.write(f"1{num} 0 {ids[shot]} {stratum} {judgment}\n")
     (out / "README.txt").write_text(
-        "SIMULATED collection written by `avs synth` (avs.synth): not real video features.\n"
+        "SIMULATED collection written by `avs synth` (avs.demo.synth): not real video features.\n"
         f"{n} shots, seed {seed}; store.h5 (features appearance/motion/scene), simtrain/ and simval/ caption "
         "collections (RUC layout), concepts.tsv, qrels/avs.qrels.sim (NIST 5-column, all shipped topics).\n"
     )

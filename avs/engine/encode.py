@@ -1,9 +1,10 @@
-"""Texts and topics into a model's joint spaces (the query side of search)."""
+"""Texts, topics and videos into a model's joint spaces: the one batched encoder every command uses (search,
+index, training evaluation, diagnostics, embed, the demo)."""
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,20 +44,74 @@ def text_featurizer(
     return TextFeaturizer(loaded.config.text, loaded.vocabs, w2v=w2v, precomputed=pre, clip=clip)
 
 
+def to_device(batch: Any, device: torch.device | str | None) -> Any:
+    """``batch`` (tensors, arrays, or dicts / tuples / lists of them) on ``device``, floating point as float32.
+
+    GRU lengths stay on the CPU: ``pack_padded_sequence`` wants them there."""
+    if isinstance(batch, Mapping):
+        return {k: v if k == "gru_lengths" else to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    t = torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch
+    return t.to(device=device, dtype=torch.float32 if t.is_floating_point() else t.dtype)
+
+
+def _cpu(out: Any) -> Any:
+    if isinstance(out, tuple):
+        return tuple(_cpu(o) for o in out)
+    return None if out is None else out.cpu()
+
+
 @torch.no_grad()
+def encode_batch(encode: Callable[..., Any], args: tuple, device: torch.device | str | None = None) -> Any:
+    """``encode(*args)`` with ``args`` moved to ``device``, its tensor output(s) back on the CPU."""
+    return _cpu(encode(*to_device(args, device)))
+
+
+def iter_encoded(
+    encode: Callable[..., Any], batches: Iterable[tuple], device: torch.device | str | None = None
+) -> Iterator[Any]:
+    """:func:`encode_batch` of each batch (a tuple of ``encode``'s arguments), lazily."""
+    for args in batches:
+        yield encode_batch(encode, args, device)
+
+
+def encode_all(encode: Callable[..., Any], batches: Iterable[tuple], device: torch.device | str | None = None) -> Any:
+    """The outputs of :func:`iter_encoded` joined along rows: a tensor, or a tuple of them (``None`` stays
+    ``None``)."""
+    outs = list(iter_encoded(encode, batches, device))
+    if not outs:
+        raise ValueError("nothing to encode")
+    if not isinstance(outs[0], tuple):
+        return torch.cat(outs)
+    return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outs))
+
+
+def row_batches(inputs: Mapping[str, Any], batch_size: int) -> Iterator[tuple[dict[str, Any]]]:
+    """Consecutive row blocks of a dict of equally long tensors or arrays, each as a one-argument batch."""
+    n = len(next(iter(inputs.values())))
+    for start in range(0, n, batch_size):
+        yield ({k: v[start : start + batch_size] for k, v in inputs.items()},)
+
+
+def text_batches(
+    featurizer, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 256
+) -> Iterator[tuple[dict[str, torch.Tensor]]]:
+    """The featurized inputs of ``texts`` (and their caption/topic ids), ``batch_size`` at a time."""
+    for start in range(0, len(texts), batch_size):
+        part = slice(start, start + batch_size)
+        yield (featurizer.featurize(list(texts[part]), None if ids is None else list(ids[part])),)
+
+
 def encode_texts(
     loaded: LoadedModel, featurizer, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 256
 ) -> np.ndarray:
     """(N, S, d) float32 unit vectors, one per space."""
     model = loaded.model.eval()
+    if not len(texts):
+        return np.zeros((0, loaded.config.spaces, loaded.config.space_size), np.float32)
     device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(texts), batch_size):
-        part = slice(start, start + batch_size)
-        batch = featurizer.featurize(list(texts[part]), None if ids is None else list(ids[part]))
-        out.append(model.encode_text({k: v.to(device) for k, v in batch.items()}).cpu().numpy())
-    space = (loaded.config.spaces, loaded.config.space_size)
-    return np.concatenate(out) if out else np.zeros((0, *space), np.float32)
+    return encode_all(model.encode_text, text_batches(featurizer, texts, ids, batch_size), device).numpy()
 
 
 def encode_topics(loaded: LoadedModel, featurizer, topics: TopicSet) -> np.ndarray:

@@ -10,7 +10,7 @@ HDF5 layout (docs/index-and-search.md)::
 A build writes ``.NAME.part`` beside the output, records its progress in ``rows_done`` and renames the file
 once complete; an interrupted build (Ctrl-C, a killed process) resumes from ``rows_done`` when run again with
 the same model and store. A build that fails (bad input, disk full) removes its ``.part``. While a build runs it
-holds a lock on the output (``.NAME.lock``, :class:`avs.collection.DestinationLock`): a second build of the
+holds a lock on the output (``.NAME.lock``, :class:`avs.formats.fileio.DestinationLock`): a second build of the
 same output is refused, so the shared ``.part`` name is safe.
 """
 
@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 import torch
 
+from avs.engine.encode import encode_batch
 from avs.errors import InputError
 from avs.formats.fileio import DestinationLock, check_writable, io_failure, os_problem, quiet_release
 from avs.formats.store import open_store
@@ -350,10 +351,8 @@ def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch
                 rows, feats, frames = ahead.result()
                 nxt = rows.stop
                 ahead = reader.submit(read, slice(nxt, min(nxt + batch_size, n))) if nxt < n else None
-                feats = {k: torch.from_numpy(v).to(device=device, dtype=torch.float32) for k, v in feats.items()}
-                frames = [torch.from_numpy(a).to(device) for a in frames]
-                emb = net.encode_video(feats, *frames).reshape(rows.stop - rows.start, dim)
-                emb = emb.to(torch.float16).cpu().numpy()
+                emb = encode_batch(net.encode_video, (feats, *frames), device)
+                emb = emb.reshape(rows.stop - rows.start, dim).to(torch.float16).numpy()
                 row = _first_nonfinite(emb)
                 if row is not None:
                     raise InputError(

@@ -124,7 +124,7 @@ def search(
     block_rows: int = 16384,
     progress: bool = False,
 ) -> list[Hits]:
-    """Top-``k`` shots per query. ``queries``: (Q, S·d) weighted query rows (``avs.encode.weighted_queries``).
+    """Top-``k`` shots per query. ``queries``: (Q, S·d) weighted query rows (``avs.engine.encode.weighted_queries``).
 
     Candidate pools keep every row whose float32 score is at least floor_q = (k-th best float32 score seen)
     − 2·bound; since the floor only rises and the final k-th best float32 score is within ``bound`` of the

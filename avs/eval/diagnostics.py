@@ -1,9 +1,9 @@
-"""What a trained model relies on, in the forms of the LAFF supplement: attention weights per feature (Tab. 9),
-how much the embedding spaces agree (Tab. 10), and the fusion-block ablation (Tab. 11).
+"""What a trained model relies on, in the forms of the LAFF supplement: attention weights per feature (Tab. 9)
+and how much the embedding spaces agree (Tab. 10). (The fusion ablation, Tab. 11, trains models: it is in
+:mod:`avs.train.ablation`.)
 
 Functions compute and return plain DataFrames / dataclasses; ``*_files`` give the files to write (CSV,
-Markdown, PNG) and leave the writing to ``avs.report.write_outputs``.
-"""
+Markdown, PNG) and leave the writing to ``avs.eval.report.write_outputs``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from avs.engine.encode import iter_encoded, text_batches
 from avs.errors import InputError
 from avs.models import LoadedModel, check_video_features, load_model
 
@@ -106,18 +107,14 @@ def _text_weights(
     loaded: LoadedModel, featurizer, texts: Sequence[str], ids: Sequence[str] | None, batch_size: int
 ) -> Iterator[torch.Tensor]:
     model = loaded.model.eval()
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            part = slice(start, start + batch_size)
-            batch = featurizer.featurize(list(texts[part]), None if ids is None else list(ids[part]))
-            yield model.encode_text(batch, return_weights=True)[1]
+    return iter_encoded(
+        lambda batch: model.encode_text(batch, return_weights=True)[1], text_batches(featurizer, texts, ids, batch_size)
+    )
 
 
 def _video_weights(loaded: LoadedModel, blocks: Iterable[dict[str, np.ndarray]]) -> Iterator[torch.Tensor]:
     model = loaded.model.eval()
-    with torch.no_grad():
-        for feats in blocks:
-            yield model.encode_video({k: torch.from_numpy(v) for k, v in feats.items()}, return_weights=True)[1]
+    return iter_encoded(lambda feats: model.encode_video(feats, return_weights=True)[1], ((b,) for b in blocks))
 
 
 def _store_blocks(store, names: Sequence[str], batch_size: int) -> Iterator[dict[str, np.ndarray]]:

@@ -71,7 +71,7 @@ def label_bars(means: pd.DataFrame, title: str) -> bytes:
 
 def attention_bars(stats: pd.DataFrame, title: str) -> bytes:
     """Mean ± std attention weight per feature, one panel per side (``stats``: rows of side, feature, mean,
-    std over all spaces, as ``avs.diagnostics.WeightStats.overall`` gives them)."""
+    std over all spaces, as ``avs.eval.diagnostics.WeightStats.overall`` gives them)."""
     sides = list(dict.fromkeys(stats["side"]))
     fig = _figure(max(6.0, 1.0 * len(stats) + 2.0), 3.5)
     axes = fig.subplots(1, len(sides), squeeze=False)[0]

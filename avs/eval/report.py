@@ -127,7 +127,7 @@ def compare_evaluations(
     seed: int = SEED,
     prefix: str = DEFAULT_PREFIX,
 ) -> Comparison:
-    """Compare evaluated runs (``avs.evaluate.evaluate_runs``); ``baseline`` (a key, default the first) is
+    """Compare evaluated runs (``avs.eval.infap.evaluate_runs``); ``baseline`` (a key, default the first) is
     the column the others are marked and tested against."""
     baseline = baseline if baseline is not None else next(iter(evals))
     if baseline not in evals:

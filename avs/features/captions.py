@@ -1,15 +1,5 @@
-"""Feature stores for shot (or video) collections, and caption datasets.
-
-One HDF5 file per collection (layout in ``docs/collection-store.md``): ``/ids`` holds the ordered ids and
-``/features/<name>`` one 2-D float16/float32 dataset per feature, rows aligned to ``/ids``; frame-level
-features (LAFF-ml) are ragged, so ``/frames/<name>`` holds every video's frames one after the other in ``data``
-and where each video's frames start in ``offsets``. A store is written to ``.<name>.part`` beside its final
-path and renamed only after every row of every feature (and every video's frames) is in and the root
-attribute ``complete`` is set, so an interrupted write never leaves a file that looks usable;
-:func:`open_store` refuses any file without that flag.
-
-Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in ``avs.importers``.
-"""
+"""Caption datasets in RUC's layout (``TextData/<c>.caption.txt``, ``VideoSets/<c>.txt``, BigFile video
+features or an avs store): what training and retrieval evaluation read."""
 
 from __future__ import annotations
 
@@ -124,7 +114,7 @@ def open_caption_dataset(
     cap_path = base / "TextData" / f"{collection}.caption.txt"
     list_path = base / "VideoSets" / f"{collection}.txt"
     captions = read_captions(cap_path)
-    videos = read_id_list(list_path)
+    videos = read_id_list(list_path, unique=True)
     known = set(videos)
     stray = [v for v in dict.fromkeys(captions["video_id"]) if v not in known]
     if stray:

@@ -1,4 +1,4 @@
-"""Import pre-extracted features into a collection store (``avs.collection``).
+"""Import pre-extracted features into a collection store (``avs.formats.store``).
 
 Three sources, each read without loading it whole:
 
@@ -9,9 +9,9 @@ Three sources, each read without loading it whole:
 * ``.npy`` arrays (rows × dim) with an ids file.
 
 All features of one import are aligned by id: the store holds the ids every feature has, in natural order
-(``avs.shots.natural_key``), minus any excluded ones. Ids only some features have are an error unless
+(``avs.formats.shots.natural_key``), minus any excluded ones. Ids only some features have are an error unless
 ``drop_incomplete``; a frame-level feature "has" the videos it has frames for. Rows are streamed in blocks
-through :class:`avs.collection.StoreWriter`.
+through :class:`avs.formats.store.StoreWriter`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from avs.errors import InputError
+from avs.errors import InputError, duplicates, first_few
 from avs.formats.shots import natural_key, read_id_list
-from avs.formats.store import FeatureSpec, FrameSpec, StoreWriter, block_rows_for, duplicates, first_few, pad_frames
+from avs.formats.store import FeatureSpec, FrameSpec, StoreWriter, block_rows_for, pad_frames
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def read_bigfile(folder: str | os.PathLike) -> BigFile:
     n, dim = map(int, tokens)
     if n < 1 or dim < 1:
         raise InputError(shape_p, f"shape {n} x {dim} is empty")
-    ids = read_id_list(id_p)
+    ids = read_id_list(id_p, unique=True)
     if len(ids) != n:
         raise InputError(id_p, f"{len(ids)} ids but shape.txt says {n}")
     size = bin_p.stat().st_size
@@ -248,7 +248,7 @@ def _visione_source(name: str, parts: list[tuple[Path, list[str], int]]) -> Sour
 
 
 @dataclass(frozen=True)
-class ImportResult:
+class ImportedStore:
     path: Path
     rows: int
     features: dict[str, int]  # name -> dim
@@ -291,7 +291,7 @@ def import_sources(
     block_rows: int | None = None,
     progress: bool = True,
     frame_sources: Sequence[FrameSource] = (),
-) -> ImportResult:
+) -> ImportedStore:
     """Align ``sources`` and ``frame_sources`` by id and stream them into a new store at ``out``."""
     every = [*sources, *frame_sources]
     dup = duplicates([s.name for s in every])
@@ -331,7 +331,7 @@ def import_sources(
                 w.append_frames(s.name, s.read(rows[start:stop]))
             bar.update(stop - start)
         path = w.finish()
-    return ImportResult(
+    return ImportedStore(
         path,
         len(ids),
         {s.name: s.dim for s in sources},
@@ -347,7 +347,7 @@ def import_bigfile(
     frames: Sequence[str | os.PathLike] = (),
     max_frames: int = 50,
     **kw,
-) -> ImportResult:
+) -> ImportedStore:
     """One or more BigFile folders (and frame-level BigFile folders ``frames``, at most ``max_frames`` frames
     per video) -> one store; feature names are the folder names (``X3D_L``)."""
     return import_sources(
@@ -360,14 +360,14 @@ def import_bigfile(
 
 def import_npy(
     arrays: Sequence[str | os.PathLike], ids: str | os.PathLike, out: str | os.PathLike, **kw
-) -> ImportResult:
+) -> ImportedStore:
     """``.npy`` arrays whose rows follow the ids file; feature names are the file stems."""
-    id_list = read_id_list(ids)
+    id_list = read_id_list(ids, unique=True)
     return import_sources([npy_source(a, id_list, Path(ids)) for a in arrays], out, **kw)
 
 
 def import_visione(
     files: Sequence[str | os.PathLike], out: str | os.PathLike, feature: str | None = None, **kw
-) -> ImportResult:
+) -> ImportedStore:
     """VISIONE per-video HDF5 files -> one store (one feature per ``features_name``)."""
     return import_sources(visione_sources(files, feature), out, **kw)

@@ -1,16 +1,5 @@
-"""The text side of LAFF: tokenizer, vocabularies and the per-caption text features (laff-method.md §2).
-
-Features, each keyed in :meth:`TextFeaturizer.featurize`'s output as LAFF's text encoders consume them:
-
-* ``bow``  -- raw counts over the ``bow_nsw`` vocabulary (stop words removed, words seen >= threshold times).
-* ``w2v``  -- mean word2vec vector of the distinct non-stop words of a caption (zero if none is known).
-* ``gru``  -- token ids (``<start>`` words ``<end>``) for :class:`GruTextEncoder`, which is trained.
-* ``clip`` -- a frozen CLIP text embedding: precomputed per caption id, or computed by :class:`ClipTextEncoder`
-  from a checkpoint the user supplies. Never one silently in place of the other (laff-method.md §14.4).
-* ``precomputed`` -- any other vector read by caption or topic id.
-
-``docs/text-features.md`` lists the accepted file formats and where this differs from the official code.
-"""
+"""Text features computed elsewhere and read by caption or topic id (a fine-tuned CLIP's text vectors, any
+other ``precomputed`` feature): a BigFile folder or an avs store."""
 
 from __future__ import annotations
 
@@ -20,9 +9,9 @@ from typing import Sequence
 
 import numpy as np
 
-from avs.errors import InputError
+from avs.errors import InputError, first_few
 from avs.features.importers import read_bigfile
-from avs.formats.store import first_few, open_store
+from avs.formats.store import open_store
 
 # ----------------------------------------------------------------------------------------------------------
 # Precomputed text vectors (by caption id or topic id)

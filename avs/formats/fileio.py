@@ -8,12 +8,13 @@ import io
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from avs.errors import InputError
+from avs.errors import InputError, first_line
 
 
 def check_writable(
@@ -68,12 +69,50 @@ def atomic_open(
                     yield text
                     text.flush()
                     text.detach()
+            raw.flush()
+            os.fsync(raw.fileno())  # the rename must not reach the disk before the data does
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; results should be shareable like any file
         publish(tmp, p, force)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; it replaces ``path`` (only with ``force`` if ``path`` exists)
+    when the block succeeds, and is removed when it fails. For results that are folders (a model, the demo)."""
+    out = Path(path)
+    if out.exists() and not force:
+        raise InputError(out, "already exists (use --force to overwrite)")
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is not a folder; avs replaces only folders it would write")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    except OSError as e:
+        raise InputError(out, f"cannot write here: {os_problem(e)}") from None
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; results are shared like any folder
+        yield tmp
+        _fsync_tree(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def publish(tmp: str | os.PathLike, path: Path, force: bool) -> None:
@@ -161,8 +200,7 @@ def os_problem(e: OSError) -> str:
     m = re.search(r"errno = (\d+)", str(e))
     if m and int(m.group(1)):
         return os.strerror(int(m.group(1)))
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return first_line(e)
 
 
 class DestinationLock:

@@ -3,7 +3,7 @@ validate a run the way NIST's DTD check and submission rules would, and fuse run
 
 See ``docs/runs.md``. Topic keys in a ``Run`` are NIST topic numbers (661); TREC files carry the evaluation
 id (``1661``, ``trec_eval_compat.ids``). The XML layer is ``trec_eval_compat.runxml`` (streamed, safe); TREC
-lines come from ``trec_eval_compat.io.read_run``.
+lines come from ``trec_eval_compat.io.read_run_lines``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def read_run(path: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> Run:
     """Read a run, XML or TREC (decided by content), ``.gz`` or not. TREC topic ids must be ``prefix``+number."""
     if tio.looks_like_xml(path):
         return _from_xml(runxml.read_xml(path), path)
-    return _from_trec(tio.read_run(path), path, prefix)
+    return _from_trec(tio.read_run_lines(path), path, prefix)
 
 
 def _from_xml(x: runxml.XmlRun, path) -> Run:

@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from pathlib import Path
 from typing import Iterable
 
-from avs.errors import InputError, duplicates, first_few
+from avs.errors import InputError
 from trec_eval_compat.io import iter_lines
 
 SHOT_ID = re.compile(r"^shot(\d+)_(\d+)$")
@@ -76,18 +75,25 @@ def natural_sorted(ids: Iterable[str]) -> list[str]:
     return sorted(ids, key=natural_key)
 
 
-def read_shot_list(path: str | os.PathLike, require_shot_ids: bool = True) -> list[str]:
-    """Ids of a list file: one per line (whitespace-separated also accepted); blank lines and ``#`` lines skipped.
+def read_id_list(path: str | os.PathLike, shot_ids: bool = False, unique: bool = False) -> list[str]:
+    """Ids of a list file (shot lists, RUC ``VideoSets/<collection>.txt``, ``--ids`` files): one per line
+    (whitespace-separated also accepted); blank lines and ``#`` lines skipped; ``.gz`` read as text.
 
-    With ``require_shot_ids`` every id must match ``shot<VIDEO>_<N>``; the first that does not is an InputError.
+    With ``shot_ids`` every id must match ``shot<VIDEO>_<N>``, with ``unique`` none may repeat; the first id that
+    breaks a rule is an InputError naming its line.
     """
     ids: list[str] = []
+    seen: set[str] = set()
     for lineno, toks in iter_lines(path):  # .gz, binary and encoding errors handled there
         if toks[0].startswith("#"):
             continue
         for tok in toks:
-            if require_shot_ids and not is_shot_id(tok):
+            if shot_ids and not is_shot_id(tok):
                 raise InputError(path, f"{tok!r} is not a shot id (shot<VIDEO>_<N>)", line=lineno)
+            if unique:
+                if tok in seen:
+                    raise InputError(path, f"id {tok!r} appears twice", line=lineno)
+                seen.add(tok)
             ids.append(tok)
     return ids
 
@@ -101,7 +107,7 @@ def dropped_shots(collection: str = "V3C1") -> frozenset[str]:
             None, f"no dropped-shots list for collection {collection!r} (known: {', '.join(DROPPED_LISTS)})"
         ) from None
     with resources.as_file(resources.files("avs") / "data" / name) as p:
-        return frozenset(read_shot_list(p))
+        return frozenset(read_id_list(p, shot_ids=True))
 
 
 def shots_to_exclude(spec: str | os.PathLike) -> frozenset[str]:
@@ -116,7 +122,7 @@ def shots_to_exclude(spec: str | os.PathLike) -> frozenset[str]:
                 f"no such file, and avs ships no dropped-shots list for {spec} (NIST published "
                 f"one for {', '.join(DROPPED_LISTS)} only): give a shot-list file",
             )
-    return frozenset(nist_shot_id(s) for s in read_shot_list(spec, require_shot_ids=False))
+    return frozenset(nist_shot_id(s) for s in read_id_list(spec))
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ def read_valid_shots(path: str | os.PathLike) -> ValidShots:
     first = next(iter_lines(p), (0, []))[1]
     if len(first) == 2 and all(t.isascii() and t.isdigit() for t in first):
         return ValidShots(p, "valid-shot table", max_shot=read_valid_shot_table(p))
-    ids = frozenset(read_shot_list(p))
+    ids = frozenset(read_id_list(p, shot_ids=True))
     if not ids:
         raise InputError(p, "no shot ids (empty file)")
     return ValidShots(p, "shot list", ids=ids)
@@ -198,18 +204,3 @@ def drop_shots(ids: Iterable[str], dropped: Iterable[str]) -> list[str]:
     """``ids`` without the ``dropped`` ones, order kept."""
     gone = frozenset(dropped)
     return [i for i in ids if i not in gone]
-
-
-def read_id_list(path: str | os.PathLike) -> list[str]:
-    """One id per line (RUC ``VideoSets/<collection>.txt``, ``--ids`` files); whitespace-separated also accepted."""
-    p = Path(path)
-    try:
-        ids = p.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(p, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    dup = duplicates(ids)
-    if dup:
-        raise InputError(p, f"{len(dup)} duplicate ids (first: {first_few(dup)})")
-    return ids

@@ -1,4 +1,4 @@
-"""Feature stores for shot (or video) collections, and caption datasets.
+"""Feature stores for shot (or video) collections.
 
 One HDF5 file per collection (layout in ``docs/collection-store.md``): ``/ids`` holds the ordered ids and
 ``/features/<name>`` one 2-D float16/float32 dataset per feature, rows aligned to ``/ids``; frame-level
@@ -8,7 +8,8 @@ path and renamed only after every row of every feature (and every video's frames
 attribute ``complete`` is set, so an interrupted write never leaves a file that looks usable;
 :func:`open_store` refuses any file without that flag.
 
-Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in ``avs.importers``.
+Importers from RUC's BigFile, VISIONE's per-video HDF5 and numpy arrays live in ``avs.features.importers``;
+caption datasets in ``avs.features.captions``.
 """
 
 from __future__ import annotations

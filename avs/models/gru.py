@@ -1,16 +1,5 @@
-"""The text side of LAFF: tokenizer, vocabularies and the per-caption text features (laff-method.md §2).
-
-Features, each keyed in :meth:`TextFeaturizer.featurize`'s output as LAFF's text encoders consume them:
-
-* ``bow``  -- raw counts over the ``bow_nsw`` vocabulary (stop words removed, words seen >= threshold times).
-* ``w2v``  -- mean word2vec vector of the distinct non-stop words of a caption (zero if none is known).
-* ``gru``  -- token ids (``<start>`` words ``<end>``) for :class:`GruTextEncoder`, which is trained.
-* ``clip`` -- a frozen CLIP text embedding: precomputed per caption id, or computed by :class:`ClipTextEncoder`
-  from a checkpoint the user supplies. Never one silently in place of the other (laff-method.md §14.4).
-* ``precomputed`` -- any other vector read by caption or topic id.
-
-``docs/text-features.md`` lists the accepted file formats and where this differs from the official code.
-"""
+"""LAFF's GRU text encoder: word embeddings (initialised from word2vec where a word is known) into a
+bidirectional GRU, mean-pooled over the caption."""
 
 from __future__ import annotations
 

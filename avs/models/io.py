@@ -3,7 +3,7 @@
 Layout (docs/models.md)::
 
     MODEL_DIR/config.json        the ModelConfig, all feature dimensions filled in
-    MODEL_DIR/vocab/<kind>.json  one vocabulary per bow / gru text feature (avs.text.Vocabulary)
+    MODEL_DIR/vocab/<kind>.json  one vocabulary per bow / gru text feature (avs.features.vocab.Vocabulary)
     MODEL_DIR/weights.pt         state_dict (tensors only; read with torch.load(weights_only=True))
     MODEL_DIR/model.json         avs version, weights sha256, training metadata (e.g. word2vec path)
 """
@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from avs import __version__
-from avs.errors import InputError
-from avs.formats.fileio import current_umask
+from avs.errors import InputError, first_line
+from avs.formats.fileio import atomic_dir
 from avs.models.config import ModelConfig, config_from_dict
 from avs.models.laff import TextVideoModel
 
@@ -30,7 +28,7 @@ from avs.models.laff import TextVideoModel
 @dataclass
 class LoadedModel:
     model: TextVideoModel
-    vocabs: dict[str, object]  # text feature name -> avs.text.Vocabulary
+    vocabs: dict[str, object]  # text feature name -> avs.features.vocab.Vocabulary
     meta: dict = field(default_factory=dict)
     path: str | None = None
 
@@ -100,29 +98,24 @@ def save_model(
     force: bool = False,
 ) -> Path:
     """Write a model directory atomically (a temporary sibling directory renamed into place)."""
-    out = Path(out_dir)
-    if out.exists() and not force:
-        raise InputError(out, "already exists (use --force to overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; models are shared
-    try:
-        (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-        if vocabs:
-            (tmp / "vocab").mkdir()
-            for name, vocab in vocabs.items():
-                (tmp / "vocab" / f"{name}.json").write_text(json.dumps(vocab.to_dict()) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        torch.save(state, tmp / "weights.pt")
-        info = {"avs_version": __version__, **(meta or {}), "weights_sha256": _sha256(tmp / "weights.pt")}
-        (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    with atomic_dir(out_dir, force) as tmp:
+        write_model_files(model, tmp, vocabs, meta)
+    return Path(out_dir)
+
+
+def write_model_files(
+    model: TextVideoModel, folder: Path, vocabs: dict[str, object] | None = None, meta: dict | None = None
+) -> None:
+    """The files of a model directory, written into ``folder`` (a temporary one: see :func:`save_model`)."""
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    if vocabs:
+        (folder / "vocab").mkdir()
+        for name, vocab in vocabs.items():
+            (folder / "vocab" / f"{name}.json").write_text(json.dumps(vocab.to_dict()) + "\n")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, folder / "weights.pt")
+    info = {"avs_version": __version__, **(meta or {}), "weights_sha256": _sha256(folder / "weights.pt")}
+    (folder / "model.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
@@ -152,7 +145,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that needs code to load
-        raise InputError(weights_path, f"cannot load weights safely: {str(e).splitlines()[0]}") from None
+        raise InputError(weights_path, f"cannot load weights safely: {first_line(e)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(weights_path, "not a state_dict of tensors")
     try:

@@ -25,7 +25,7 @@ TEXT_INPUT_KEY = {"bow": "bow", "w2v": "w2v", "clip": "clip"}  # gru uses gru_id
 
 
 def text_input_key(kind: str, name: str) -> str:
-    """The featurizer output (``avs.text.TextFeaturizer``) a text feature reads."""
+    """The featurizer output (``avs.features.featurize.TextFeaturizer``) a text feature reads."""
     return TEXT_INPUT_KEY.get(kind, f"pre:{name}")
 
 

@@ -18,13 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from avs.errors import InputError
-from avs.formats.fileio import check_writable
+from avs.errors import InputError, first_line
 from avs.models.config import ModelConfig, TextFeature, VideoFeature
-from avs.models.io import load_model, save_model
+from avs.models.io import save_model
 from avs.models.laff import TextVideoModel
 
 # ----------------------------------------------------------------------------------------------------------
@@ -112,11 +110,6 @@ _PICKLE_MODULE = types.SimpleNamespace(
 )
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """The state_dict of an official checkpoint (``model_best.pth.tar`` or a bare state_dict file) and the
     checkpoint's other entries (``config``, ``opt`` as :class:`PickledObject`, ``epoch``, ...)."""
@@ -128,14 +121,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             with zipfile.ZipFile(p) as z:
                 names = z.namelist()
         except (zipfile.BadZipFile, OSError) as e:
-            raise InputError(p, f"not a PyTorch checkpoint ({_first_line(e)})") from None
+            raise InputError(p, f"not a PyTorch checkpoint ({first_line(e)})") from None
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
             # torch.load would hand a TorchScript archive to torch.jit.load, which runs the code stored in it
             raise InputError(p, "is a TorchScript archive, not a training checkpoint; avs does not load code")
     try:
         obj = torch.load(p, map_location="cpu", pickle_module=_PICKLE_MODULE, weights_only=False)
     except Exception as e:  # junk bytes fail anywhere inside the unpickler, with arbitrary exception types
-        raise InputError(p, f"not a PyTorch checkpoint ({_first_line(e)})") from None
+        raise InputError(p, f"not a PyTorch checkpoint ({first_line(e)})") from None
     extras: dict = {}
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         extras = {k: v for k, v in obj.items() if k != "model"}
@@ -154,7 +147,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def read_vocab_pickle(path: str | os.PathLike):
-    """An official ``bow_nsw_<t>.pkl`` / ``gru_<t>.pkl`` as an ``avs.text.Vocabulary``, read without running
+    """An official ``bow_nsw_<t>.pkl`` / ``gru_<t>.pkl`` as an ``avs.features.vocab.Vocabulary``, read without running
     any pickled code."""
     from avs.features.vocab import Vocabulary
 
@@ -165,7 +158,7 @@ def read_vocab_pickle(path: str | os.PathLike):
     except OSError as e:
         raise InputError(p, e.strerror or str(e)) from None
     except Exception as e:
-        raise InputError(p, f"not a vocabulary pickle ({_first_line(e)})") from None
+        raise InputError(p, f"not a vocabulary pickle ({first_line(e)})") from None
     attrs = obj.attributes if isinstance(obj, PickledObject) else {}
     word2idx, encoding = attrs.get("word2idx"), attrs.get("encoding")
     if not isinstance(word2idx, dict) or not isinstance(encoding, str):
@@ -447,7 +440,7 @@ def _find_vocabs(vocab_dir: Path, cfg: ModelConfig) -> dict:
 
 
 @dataclass
-class ImportResult:
+class ImportedModel:
     out: Path
     config: ModelConfig
     ignored: list[str]
@@ -461,7 +454,7 @@ def import_official(
     vocab_dir: str | os.PathLike | None = None,
     word2vec: str | os.PathLike | None = None,
     force: bool = False,
-) -> ImportResult:
+) -> ImportedModel:
     """Convert an official LAFF checkpoint into an avs model directory."""
     if Path(out).exists() and not force:
         raise InputError(out, "already exists (use --force to overwrite)")
@@ -482,150 +475,4 @@ def import_official(
     if word2vec is not None:
         meta["word2vec"] = os.fspath(Path(word2vec).resolve())
     path = save_model(model, out, vocabs, meta, force)
-    return ImportResult(path, plan.config, plan.ignored, plan.notes, sorted(vocabs))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# avs model embed
-
-_TEXT_KEYS = {"bow": ("bow",), "w2v": ("w2v",), "clip": ("clip_text",), "gru": ("gru_ids", "gru_lengths")}
-
-
-def _text_keys(f: TextFeature) -> tuple[str, ...]:
-    return _TEXT_KEYS.get(f.kind, (f"txt__{f.name}",))
-
-
-def _matrix(data, key: str, dim: int, source) -> np.ndarray:
-    a = data[key]
-    if a.ndim != 2 or a.shape[1] != dim or not np.issubdtype(a.dtype, np.number):
-        raise InputError(source, f"{key}: expected a B x {dim} numeric array, got {a.dtype} {a.shape}")
-    return a.astype(np.float32)
-
-
-def embed(model_dir: str | os.PathLike, features_npz: str | os.PathLike, batch_size: int = 1024) -> dict:
-    """Embed the pre-featurised texts and/or videos of ``features_npz`` (``docs/official-import.md``).
-
-    Returns ``txt_emb`` / ``vis_emb`` (B x S x d), ``txt_attn`` / ``vis_attn`` (B x S x L, where the fusion has
-    weights) and, when both sides are given, ``sim_t2v`` (texts x videos)."""
-    loaded = load_model(model_dir)
-    cfg, model = loaded.config, loaded.model
-    src = Path(features_npz)
-    try:
-        with np.load(src, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise InputError(src, "no such file") from None
-    except Exception as e:  # not a zip / npy, or object arrays (which would need pickle)
-        raise InputError(src, f"not a readable .npz of arrays ({_first_line(e)})") from None
-    text_keys = [k for f in cfg.text for k in _text_keys(f)]
-    video_keys = [f"vid__{f.name}" for f in cfg.video]
-    out: dict[str, np.ndarray] = {}
-    with torch.no_grad():
-        if any(k in data for k in text_keys):
-            missing = [k for k in text_keys if k not in data]
-            if missing:
-                raise InputError(
-                    src,
-                    f"text inputs incomplete: missing {', '.join(missing)} (the model's text "
-                    f"side needs {', '.join(text_keys)})",
-                )
-            batch = _text_batch(data, cfg, src)
-            out["txt_emb"], out["txt_attn"] = _run(
-                lambda b: model.encode_text(b, return_weights=True), batch, batch_size
-            )
-        if any(k in data for k in video_keys):
-            if cfg.frame is not None:
-                raise InputError(
-                    src,
-                    "embedding videos of a LAFF-ml model needs frame features, which the "
-                    "embed input format has no place for",
-                )
-            missing = [k for k in video_keys if k not in data]
-            if missing:
-                raise InputError(src, f"video inputs incomplete: missing {', '.join(missing)}")
-            feats = {f.name: torch.from_numpy(_matrix(data, f"vid__{f.name}", f.dim, src)) for f in cfg.video}
-            _same_rows(feats, "video", src)
-            out["vis_emb"], out["vis_attn"] = _run(
-                lambda b: model.encode_video(b, return_weights=True), feats, batch_size
-            )
-    if not out:
-        raise InputError(
-            src,
-            f"no inputs for this model: expected text keys {', '.join(text_keys)} and/or "
-            f"video keys {', '.join(video_keys)}",
-        )
-    if "txt_emb" in out and "vis_emb" in out:
-        out["sim_t2v"] = model.similarity(torch.from_numpy(out["txt_emb"]), torch.from_numpy(out["vis_emb"])).numpy()
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _text_batch(data: dict, cfg: ModelConfig, src) -> dict[str, torch.Tensor]:
-    batch: dict[str, torch.Tensor] = {}
-    for f in cfg.text:
-        if f.kind == "gru":
-            ids, lengths = data["gru_ids"], data["gru_lengths"]
-            if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-                raise InputError(src, f"gru_ids: expected a B x T integer array, got {ids.dtype} {ids.shape}")
-            if lengths.shape != (ids.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
-                raise InputError(
-                    src, f"gru_lengths: expected {ids.shape[0]} integers, got {lengths.dtype} {lengths.shape}"
-                )
-            if ids.size and (ids.min() < 0 or ids.max() >= f.dim):
-                raise InputError(src, f"gru_ids: ids must lie in 0..{f.dim - 1}")
-            if len(lengths) and (lengths.min() < 1 or lengths.max() > ids.shape[1]):
-                raise InputError(src, f"gru_lengths: lengths must lie in 1..{ids.shape[1]}")
-            batch["gru_ids"], batch["gru_lengths"] = (
-                torch.from_numpy(ids.astype(np.int64)),
-                torch.from_numpy(lengths.astype(np.int64)),
-            )
-        else:
-            from avs.models.laff import text_input_key
-
-            key = _text_keys(f)[0]
-            batch[text_input_key(f.kind, f.name)] = torch.from_numpy(_matrix(data, key, f.dim, src))
-    _same_rows(batch, "text", src)
-    return batch
-
-
-def _same_rows(inputs: dict[str, torch.Tensor], side: str, src) -> None:
-    rows = {len(v) for v in inputs.values()}
-    if len(rows) > 1:
-        raise InputError(src, f"{side} inputs disagree on the number of rows ({', '.join(map(str, sorted(rows)))})")
-    if rows == {0}:
-        raise InputError(src, f"{side} inputs have no rows")
-
-
-def _run(encode, inputs: dict[str, torch.Tensor], batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    n = len(next(iter(inputs.values())))
-    embs, weights = [], []
-    for start in range(0, n, batch_size):
-        chunk = {k: v[start : start + batch_size] for k, v in inputs.items()}
-        emb, w = encode(chunk)
-        embs.append(emb.numpy())
-        weights.append(None if w is None else w.numpy())
-    return np.concatenate(embs), None if weights[0] is None else np.concatenate(weights)
-
-
-def write_npz(arrays: dict, out: str | os.PathLike, force: bool = False) -> Path:
-    """Write ``arrays`` to ``out`` atomically, refusing to overwrite unless ``force``."""
-    from avs.formats.fileio import atomic_open
-
-    check_writable(out, force)
-    with atomic_open(out, "wb", force=force) as f:
-        np.savez(f, **arrays)
-    return Path(out)
-
-
-__all__ = [
-    "PickledObject",
-    "RestrictedUnpickler",
-    "load_checkpoint",
-    "read_vocab_pickle",
-    "plan_import",
-    "build_model",
-    "import_official",
-    "ImportPlan",
-    "ImportResult",
-    "embed",
-    "write_npz",
-]
+    return ImportedModel(path, plan.config, plan.ignored, plan.notes, sorted(vocabs))

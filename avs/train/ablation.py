@@ -1,9 +1,5 @@
-"""What a trained model relies on, in the forms of the LAFF supplement: attention weights per feature (Tab. 9),
-how much the embedding spaces agree (Tab. 10), and the fusion-block ablation (Tab. 11).
-
-Functions compute and return plain DataFrames / dataclasses; ``*_files`` give the files to write (CSV,
-Markdown, PNG) and leave the writing to ``avs.report.write_outputs``.
-"""
+"""The fusion-block ablation of the LAFF supplement (Tab. 11): each fusion config trained on the same data and
+scored on the same test captions, as one table. Its files are written by ``avs.eval.report.write_outputs``."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avs.errors import InputError
+from avs.engine.encode import encode_all, row_batches, text_batches, to_device
+from avs.errors import InputError, first_line
 from avs.eval.retrieval import METRICS, retrieval_metrics, text_video_metrics
 from avs.features.captions import CaptionDataset, open_caption_dataset
-from avs.models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model, save_model
+from avs.formats.fileio import atomic_dir, atomic_open
+from avs.models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model
+from avs.models.io import write_model_files
+from avs.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ class CaptionData:
 
     path: Path
     dataset: CaptionDataset
-    text_features: dict = field(default_factory=dict)  # text feature name -> avs.text.PrecomputedTextFeatures
+    # text feature name -> avs.features.precomputed.PrecomputedTextFeatures
+    text_features: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -156,25 +160,13 @@ def _clip_encoder(checkpoint, bpe, device):
 # Encoding and scoring
 
 
-def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
-    # GRU lengths stay on the CPU: pack_padded_sequence wants them there.
-    return {k: v if k == "gru_lengths" else v.to(device) for k, v in batch.items()}
-
-
-@torch.no_grad()
 def encode_captions(
     model: TextVideoModel, featurizer, texts: Sequence[str], ids: Sequence[str], batch_size: int = 256, device="cpu"
 ) -> torch.Tensor:
     """(N, S, d) caption embeddings, on the CPU."""
-    model.eval()
-    out = [
-        model.encode_text(_to(featurizer.featurize(texts[i : i + batch_size], ids[i : i + batch_size]), device)).cpu()
-        for i in range(0, len(texts), batch_size)
-    ]
-    return torch.cat(out)
+    return encode_all(model.eval().encode_text, text_batches(featurizer, texts, ids, batch_size), device)
 
 
-@torch.no_grad()
 def encode_videos(
     model: TextVideoModel,
     feats: dict[str, torch.Tensor],
@@ -184,13 +176,13 @@ def encode_videos(
 ) -> torch.Tensor:
     """(V, S, d) video embeddings from video-level features (name -> (V, dim)), on the CPU. LAFF-ml models also
     need ``frames``: video positions -> the (frames, mask) tensors ``TextVideoModel.encode_video`` takes."""
-    model.eval()
     n = len(next(iter(feats.values())))
-    out = []
-    for i in range(0, n, batch_size):
-        extra = () if frames is None else [t.to(device) for t in frames(range(i, min(i + batch_size, n)))]
-        out.append(model.encode_video({k: v[i : i + batch_size].to(device) for k, v in feats.items()}, *extra).cpu())
-    return torch.cat(out)
+
+    def batches():
+        for (block,), start in zip(row_batches(feats, batch_size), range(0, n, batch_size)):
+            yield (block,) if frames is None else (block, *frames(range(start, min(start + batch_size, n))))
+
+    return encode_all(model.eval().encode_video, batches(), device)
 
 
 def score_captions(
@@ -219,7 +211,7 @@ def evaluate_retrieval(
     clip_checkpoint=None,
     clip_bpe=None,
 ) -> dict[str, dict[str, float]]:
-    """Text→video and video→text metrics (:mod:`avs.metrics`) of a trained model on DATA.
+    """Text→video and video→text metrics (:mod:`avs.eval.retrieval`) of a trained model on DATA.
 
     word2vec and the CLIP checkpoint default to those the model was trained with (its ``model.json``).
     """
@@ -269,14 +261,8 @@ class TrainResult:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", force=True) as f:
+        torch.save(obj, f)
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -305,7 +291,7 @@ def _load_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or a pickle that would need code to load
-        raise InputError(path, f"cannot load the training checkpoint safely: {str(e).splitlines()[0]}") from None
+        raise InputError(path, f"cannot load the training checkpoint safely: {first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, "not an avs training checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:
@@ -313,63 +299,59 @@ def _load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def train(
-    config: str | os.PathLike | ModelConfig,
-    train_data: CaptionData,
-    val_data: CaptionData,
-    out_dir: str | os.PathLike,
-    *,
-    epochs: int = 80,
-    batch_size: int = 64,
-    lr: float = 1e-4,
-    device: str = "cpu",
-    seed: int = 2,
-    resume: bool = False,
-    force: bool = False,
-    mask_same_video: bool = False,
-    word2vec: str | os.PathLike | None = None,
-    clip_checkpoint: str | os.PathLike | None = None,
-    clip_bpe: str | os.PathLike | None = None,
-    vocab_threshold: int = 5,
-    patience: int = 10,
-    grad_clip: float = 2.0,
-    metric: str = "mir",
-    eval_batch_size: int = 256,
-    progress: bool = True,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    """Train ``config`` on ``train_data``, select on ``val_data`` (both from :func:`open_data`), write MODEL_DIR.
+@dataclass
+class _Paths:
+    """Where a training of ``out`` keeps its state until the model directory is complete."""
 
-    The recipe is the official one (docs/training.md). Training state lives in ``<out_dir>.training/``
-    (``checkpoint.pt`` after every epoch, ``best.pt``, ``train_log.jsonl``) until the model directory is
-    complete; then it is renamed into place and the state removed. ``resume`` continues from that checkpoint
-    and gives the same weights as an uninterrupted run. ``on_epoch`` is called with each epoch's log record
-    after its checkpoint is written.
-    """
+    out: Path
+
+    @property
+    def work(self) -> Path:
+        return self.out.with_name(self.out.name + ".training")
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.work / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.work / "best.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.work / LOG_NAME
+
+    def claim(self, resume: bool, force: bool) -> None:
+        if self.out.exists() and not force:
+            raise InputError(self.out, "already exists (use --force to overwrite)")
+        if resume and not self.checkpoint.is_file():
+            raise InputError(self.checkpoint, "no training checkpoint to resume from")
+        if not resume and self.work.exists():
+            if not force:
+                raise InputError(
+                    self.work,
+                    "holds an interrupted training of this model directory: use --resume to "
+                    "continue it or --force to start over",
+                )
+            shutil.rmtree(self.work)
+
+
+@dataclass
+class _Setup:
+    """Everything fixed before the first step: the model config with its input widths, the vocabularies and
+    text featurizers, and the settings a resumed training must share."""
+
+    cfg: ModelConfig
+    vocabs: dict
+    w2v: object
+    featurizer: object
+    val_featurizer: object
+    settings: dict
+
+
+def _prepare(cfg: ModelConfig, train_data: CaptionData, val_data: CaptionData, recipe: TrainConfig) -> _Setup:
     from avs.features.vocab import build_vocab
-    from avs.features.word2vec import Word2Vec, word2vec_path
-
-    word2vec = word2vec_path(word2vec)  # a given path must exist, needed or not
-    cfg = config if isinstance(config, ModelConfig) else load_config(config)
-    if metric not in METRICS:
-        raise InputError(None, f"validation metric {metric!r} is not one of {', '.join(METRICS)}")
-    if epochs < 1 or batch_size < 2 or lr <= 0 or patience < 1:
-        raise InputError(None, "epochs and patience must be >= 1, batch size >= 2 and the learning rate > 0")
-    out = Path(out_dir)
-    work = out.with_name(out.name + ".training")
-    ckpt_path, best_path, log_path = work / "checkpoint.pt", work / "best.pt", work / LOG_NAME
-    if out.exists() and not force:
-        raise InputError(out, "already exists (use --force to overwrite)")
-    if resume and not ckpt_path.is_file():
-        raise InputError(ckpt_path, "no training checkpoint to resume from")
-    if not resume and work.exists():
-        if not force:
-            raise InputError(
-                work,
-                "holds an interrupted training of this model directory: use --resume to "
-                "continue it or --force to start over",
-            )
-        shutil.rmtree(work)
+    from avs.features.word2vec import Word2Vec
 
     vnames = _video_names(cfg)
     check_video_features(cfg, train_data.video_dims(vnames), train_data.path)
@@ -380,100 +362,135 @@ def train(
     vocabs = {}
     for f in cfg.text:
         if f.kind in VOCAB_KIND:
-            vocabs[f.name] = build_vocab(texts, VOCAB_KIND[f.kind], vocab_threshold)
+            vocabs[f.name] = build_vocab(texts, VOCAB_KIND[f.kind], recipe.vocab_threshold)
             if len(vocabs[f.name]) == (4 if f.kind == "gru" else 0):
                 raise InputError(
                     train_data.path,
-                    f"no word occurs {vocab_threshold} times in the training "
+                    f"no word occurs {recipe.vocab_threshold} times in the training "
                     f"captions: the {f.name} vocabulary is empty (lower --vocab-threshold)",
                 )
     uses_w2v = any(f.kind in ("w2v", "gru") for f in cfg.text)
-    w2v = Word2Vec.load(word2vec) if word2vec is not None and uses_w2v else None
-    clip = _clip_encoder(clip_checkpoint, clip_bpe, device)
+    w2v = Word2Vec.load(recipe.word2vec) if recipe.word2vec is not None and uses_w2v else None
+    clip = _clip_encoder(recipe.clip_checkpoint, recipe.clip_bpe, recipe.device)
     featurizer = _featurizer(cfg, vocabs, train_data, w2v, clip)
     val_featurizer = _featurizer(cfg, vocabs, val_data, w2v, clip)
-    vdims = train_data.video_dims(vnames)
-    cfg = cfg.with_dims(video=vdims, text=featurizer.dims)
+    cfg = cfg.with_dims(video=train_data.video_dims(vnames), text=featurizer.dims)
     check_video_features(cfg, val_data.video_dims(vnames), val_data.path)
     _check_text_dims(cfg, val_featurizer, val_data.path)
+
+    def resolved(path):
+        return os.fspath(Path(path).resolve())
 
     settings = {
         "config": cfg.to_dict(),
         "train": train_data.name,
         "val": val_data.name,
         "train_captions": len(texts),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "mask_same_video": mask_same_video,
-        "vocab_threshold": vocab_threshold,
-        "patience": patience,
-        "grad_clip": grad_clip,
-        "metric": metric,
-        "device": str(device),
-        "word2vec": None if w2v is None else os.fspath(Path(word2vec).resolve()),
-        "clip_checkpoint": None if clip is None else os.fspath(Path(clip_checkpoint).resolve()),
-        "clip_bpe": None if clip is None else os.fspath(Path(clip_bpe).resolve()),
+        **{k: getattr(recipe, k) for k in _RECIPE_SETTINGS},
+        "device": str(recipe.device),
+        "word2vec": None if w2v is None else resolved(recipe.word2vec),
+        "clip_checkpoint": None if clip is None else resolved(recipe.clip_checkpoint),
+        "clip_bpe": None if clip is None else resolved(recipe.clip_bpe),
     }
+    return _Setup(cfg, vocabs, w2v, featurizer, val_featurizer, settings)
 
-    torch.manual_seed(seed)
-    model = TextVideoModel(cfg)
-    if model.gru is not None:
-        gru_name = next(f.name for f in cfg.text if f.kind == "gru")
-        model.gru.init_embeddings(vocabs[gru_name], w2v)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.RMSprop(params, lr=lr)
-    step_lr = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.99)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
-    shuffle = torch.Generator().manual_seed(seed)
-    start, best, best_epoch, since_best, records = 0, -math.inf, 0, 0, []
 
-    if resume:
-        ckpt = _load_checkpoint(ckpt_path)
+# the recipe fields recorded in a checkpoint (resuming needs the same) and in model.json's "training"
+_RECIPE_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "mask_same_video",
+    "vocab_threshold",
+    "patience",
+    "grad_clip",
+    "metric",
+)
+
+
+class _State:
+    """The model, its optimizer and schedulers, the shuffling generator and the early-stopping counters: what a
+    checkpoint holds, so that a resumed training gives the weights of an uninterrupted one."""
+
+    def __init__(self, setup: _Setup, recipe: TrainConfig):
+        torch.manual_seed(recipe.seed)
+        self.model = TextVideoModel(setup.cfg)
+        if self.model.gru is not None:
+            gru_name = next(f.name for f in setup.cfg.text if f.kind == "gru")
+            self.model.gru.init_embeddings(setup.vocabs[gru_name], setup.w2v)
+        self.model.to(recipe.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.RMSprop(self.params, lr=recipe.lr)
+        self.step_lr = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.99)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="max", factor=0.5, patience=2)
+        self.shuffle = torch.Generator().manual_seed(recipe.seed)
+        self.epoch, self.best, self.best_epoch, self.since_best = 0, -math.inf, 0, 0
+        self.records: list[dict] = []
+
+    def checkpoint(self, settings: dict) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "epoch": self.epoch,
+            "settings": json.dumps(settings, sort_keys=True),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step_lr": self.step_lr.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "since_best": self.since_best,
+            "rng": {**_rng_state(), "shuffle": self.shuffle.get_state()},
+        }
+
+    def resume(self, paths: _Paths, settings: dict) -> None:
+        ckpt = _load_checkpoint(paths.checkpoint)
         before, now = json.loads(ckpt["settings"]), json.loads(json.dumps(settings))
         changed = sorted(
             k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k)
         )
         if changed:
             raise InputError(
-                ckpt_path,
+                paths.checkpoint,
                 f"was written with other settings or data ({', '.join(changed)} differ); "
                 "resume with the same ones, or start over with --force",
             )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step_lr.load_state_dict(ckpt["step_lr"])
-        plateau.load_state_dict(ckpt["plateau"])
-        start, best, best_epoch, since_best = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"], ckpt["since_best"]
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step_lr.load_state_dict(ckpt["step_lr"])
+        self.plateau.load_state_dict(ckpt["plateau"])
+        self.epoch, self.best = ckpt["epoch"], ckpt["best"]
+        self.best_epoch, self.since_best = ckpt["best_epoch"], ckpt["since_best"]
         _set_rng_state(ckpt["rng"])
-        shuffle.set_state(ckpt["rng"]["shuffle"])
-        if log_path.exists():  # a log line may be newer than the checkpoint it should follow
-            records = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["epoch"] <= start]
-        log.info("resuming %s after epoch %d (best %s %.4f at epoch %d)", out, start, metric, best, best_epoch)
-    work.mkdir(parents=True, exist_ok=True)
-    _write_log(log_path, records)
+        self.shuffle.set_state(ckpt["rng"]["shuffle"])
+        if paths.log.exists():  # a log line may be newer than the checkpoint it should follow
+            lines = paths.log.read_text().splitlines()
+            self.records = [r for r in map(json.loads, lines) if r["epoch"] <= self.epoch]
 
-    caps = train_data.dataset.captions
-    cap_ids = caps["caption_id"].tolist()
-    cap_video = torch.from_numpy(_caption_video_index(train_data))
-    train_video = _video_tensors(train_data, cfg)
-    val_video = _video_tensors(val_data, cfg)
-    train_frames, val_frames = _frame_reader(train_data, cfg), _frame_reader(val_data, cfg)
-    val_caption_video = _caption_video_index(val_data)
-    stopped_early = since_best >= patience
-    for epoch in range(start + 1, epochs + 1):
-        if stopped_early:
-            break
-        t0 = time.perf_counter()
+
+class _Epochs:
+    """One training pass over the captions and one validation, on tensors prepared once."""
+
+    def __init__(self, setup: _Setup, train_data: CaptionData, val_data: CaptionData, recipe: TrainConfig):
+        self.setup, self.recipe, self.val_data = setup, recipe, val_data
+        caps = train_data.dataset.captions
+        self.texts, self.cap_ids = caps["text"].tolist(), caps["caption_id"].tolist()
+        self.cap_video = torch.from_numpy(_caption_video_index(train_data))
+        self.train_video = _video_tensors(train_data, setup.cfg)
+        self.val_video = _video_tensors(val_data, setup.cfg)
+        self.train_frames, self.val_frames = _frame_reader(train_data, setup.cfg), _frame_reader(val_data, setup.cfg)
+        self.val_caption_video = _caption_video_index(val_data)
+
+    def train(self, state: _State, epoch: int, progress: bool) -> float:
+        """The mean loss of one pass over the training captions."""
+        recipe, model, device = self.recipe, state.model, self.recipe.device
         model.train()
-        lr_now = optimizer.param_groups[0]["lr"]
-        batches = _batches(torch.randperm(len(texts), generator=shuffle), batch_size)
+        batches = _batches(torch.randperm(len(self.texts), generator=state.shuffle), recipe.batch_size)
         total = 0.0
         bar = tqdm(
             batches,
-            desc=f"epoch {epoch}/{epochs}",
+            desc=f"epoch {epoch}/{recipe.epochs}",
             unit="batch",
             leave=False,
             file=sys.stderr,
@@ -481,120 +498,166 @@ def train(
         )
         for idx in bar:
             rows = idx.tolist()
-            text_in = _to(featurizer.featurize([texts[i] for i in rows], [cap_ids[i] for i in rows]), device)
-            vids = cap_video[idx]
-            video_in = {k: v[vids].to(device) for k, v in train_video.items()}
-            frames_in = () if train_frames is None else [t.to(device) for t in train_frames(vids.tolist())]
-            same = (vids[:, None] == vids[None, :]).to(device) if mask_same_video else None
+            texts, ids = [self.texts[i] for i in rows], [self.cap_ids[i] for i in rows]
+            text_in = to_device(self.setup.featurizer.featurize(texts, ids), device)
+            vids = self.cap_video[idx]
+            video_in = {k: v[vids].to(device) for k, v in self.train_video.items()}
+            frames_in = () if self.train_frames is None else [t.to(device) for t in self.train_frames(vids.tolist())]
+            same = (vids[:, None] == vids[None, :]).to(device) if recipe.mask_same_video else None
             loss = model.loss(model.encode_text(text_in), model.encode_video(video_in, *frames_in), same)
-            optimizer.zero_grad(set_to_none=True)
+            state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
+            torch.nn.utils.clip_grad_norm_(state.params, recipe.grad_clip)
+            state.optimizer.step()
             batch_loss = loss.item()
             total += batch_loss
             bar.set_postfix(loss=f"{batch_loss:.3f}")
         bar.close()
+        return total / len(batches)
 
-        scores = score_captions(model, val_featurizer, val_data, val_video, eval_batch_size, device, val_frames)
-        val = retrieval_metrics(scores, [[int(v)] for v in val_caption_video])
-        value = val[metric]
-        step_lr.step()
-        plateau.step(value)
-        is_best = value > best
-        if is_best:
-            best, best_epoch, since_best = value, epoch, 0
-            _atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, best_path)
-        else:
-            since_best += 1
-        record = {
-            "epoch": epoch,
-            "loss": total / len(batches),
-            "lr": lr_now,
-            **{f"val_{k}": val[k] for k in METRICS},
-            "best": is_best,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        records.append(record)
-        _write_log(log_path, records)
-        _atomic_torch_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "version": CHECKPOINT_VERSION,
-                "epoch": epoch,
-                "settings": json.dumps(settings, sort_keys=True),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step_lr": step_lr.state_dict(),
-                "plateau": plateau.state_dict(),
-                "best": best,
-                "best_epoch": best_epoch,
-                "since_best": since_best,
-                "rng": {**_rng_state(), "shuffle": shuffle.get_state()},
-            },
-            ckpt_path,
+    def validate(self, state: _State) -> dict[str, float]:
+        scores = score_captions(
+            state.model,
+            self.setup.val_featurizer,
+            self.val_data,
+            self.val_video,
+            self.recipe.eval_batch_size,
+            self.recipe.device,
+            self.val_frames,
         )
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}: loss {record['loss']:.4f}, val {metric} {value:.4f}"
-                f"{' (best)' if is_best else ''}, lr {lr_now:.3g}, {record['seconds']:.1f}s",
-                file=sys.stderr,
-            )
+        return retrieval_metrics(scores, [[int(v)] for v in self.val_caption_video])
+
+
+def train(
+    config: str | os.PathLike | ModelConfig,
+    train_data: CaptionData,
+    val_data: CaptionData,
+    out_dir: str | os.PathLike,
+    recipe: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    **options,
+) -> TrainResult:
+    """Train ``config`` on ``train_data``, select on ``val_data`` (both from :func:`open_data`), write MODEL_DIR.
+
+    The recipe is ``recipe`` (default :class:`TrainConfig`, the official one; docs/training.md) with ``options``
+    (``epochs=``, ``lr=``... any :class:`TrainConfig` field) replacing its fields. Training state lives in
+    ``<out_dir>.training/`` (``checkpoint.pt`` after every epoch, ``best.pt``, ``train_log.jsonl``) until the
+    model directory is complete; then it is renamed into place and the state removed. ``resume`` continues from
+    that checkpoint and gives the same weights as an uninterrupted run. ``on_epoch`` is called with each epoch's
+    log record after its checkpoint is written.
+    """
+    from avs.features.word2vec import word2vec_path
+
+    recipe = (recipe or TrainConfig()).replace(**options)
+    recipe = recipe.replace(word2vec=word2vec_path(recipe.word2vec)).check()  # a given path must exist
+    cfg = config if isinstance(config, ModelConfig) else load_config(config)
+    paths = _Paths(Path(out_dir))
+    paths.claim(resume, force)
+    setup = _prepare(cfg, train_data, val_data, recipe)
+    state = _State(setup, recipe)
+    if resume:
+        state.resume(paths, setup.settings)
+        log.info(
+            "resuming %s after epoch %d (best %s %.4f at epoch %d)",
+            paths.out,
+            state.epoch,
+            recipe.metric,
+            state.best,
+            state.best_epoch,
+        )
+    paths.work.mkdir(parents=True, exist_ok=True)
+    _write_log(paths.log, state.records)
+    epochs = _Epochs(setup, train_data, val_data, recipe)
+    while state.epoch < recipe.epochs and state.since_best < recipe.patience:
+        record = _one_epoch(state, epochs, paths, setup, recipe, progress)
         if on_epoch is not None:
             on_epoch(record)
-        stopped_early = since_best >= patience
+    if state.best_epoch == 0:
+        raise InputError(paths.checkpoint, "no epoch was trained (is --epochs below the epochs already done?)")
+    return _publish(state, setup, paths, train_data, val_data, recipe)
 
-    if best_epoch == 0:
-        raise InputError(ckpt_path, "no epoch was trained (is --epochs below the epochs already done?)")
-    model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    best_record = next(r for r in records if r["epoch"] == best_epoch)
+
+def _one_epoch(state: _State, epochs: _Epochs, paths: _Paths, setup: _Setup, recipe: TrainConfig, progress: bool):
+    state.epoch += 1
+    t0 = time.perf_counter()
+    lr_now = state.optimizer.param_groups[0]["lr"]
+    loss = epochs.train(state, state.epoch, progress)
+    val = epochs.validate(state)
+    value = val[recipe.metric]
+    state.step_lr.step()
+    state.plateau.step(value)
+    is_best = value > state.best
+    if is_best:
+        state.best, state.best_epoch, state.since_best = value, state.epoch, 0
+        _atomic_torch_save({k: v.detach().cpu() for k, v in state.model.state_dict().items()}, paths.best)
+    else:
+        state.since_best += 1
+    record = {
+        "epoch": state.epoch,
+        "loss": loss,
+        "lr": lr_now,
+        **{f"val_{k}": val[k] for k in METRICS},
+        "best": is_best,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    state.records.append(record)
+    _write_log(paths.log, state.records)
+    _atomic_torch_save(state.checkpoint(setup.settings), paths.checkpoint)
+    if progress:
+        tqdm.write(
+            f"epoch {state.epoch}: loss {record['loss']:.4f}, val {recipe.metric} {value:.4f}"
+            f"{' (best)' if is_best else ''}, lr {lr_now:.3g}, {record['seconds']:.1f}s",
+            file=sys.stderr,
+        )
+    return record
+
+
+def _publish(
+    state: _State, setup: _Setup, paths: _Paths, train_data: CaptionData, val_data: CaptionData, recipe: TrainConfig
+) -> TrainResult:
+    """The best epoch's weights as the model directory, with the log; the training state removed."""
+    model = state.model
+    model.load_state_dict(torch.load(paths.best, map_location="cpu", weights_only=True))
+    best_record = next(r for r in state.records if r["epoch"] == state.best_epoch)
     best_metrics = {k: best_record[f"val_{k}"] for k in METRICS}
+    stopped_early = state.since_best >= recipe.patience
+    settings = setup.settings
     meta = {
-        "config_name": cfg.name,
+        "config_name": setup.cfg.name,
         "train_data": os.fspath(train_data.path.resolve()),
         "val_data": os.fspath(val_data.path.resolve()),
         "word2vec": settings["word2vec"],
         "clip_checkpoint": settings["clip_checkpoint"],
         "clip_bpe": settings["clip_bpe"],
-        "best_epoch": best_epoch,
-        "epochs_run": len(records),
+        "best_epoch": state.best_epoch,
+        "epochs_run": len(state.records),
         "stopped_early": stopped_early,
-        "validation_metric": metric,
+        "validation_metric": recipe.metric,
         "validation": best_metrics,
-        "training": {
-            k: settings[k]
-            for k in (
-                "epochs",
-                "batch_size",
-                "lr",
-                "seed",
-                "mask_same_video",
-                "vocab_threshold",
-                "patience",
-                "grad_clip",
-            )
-        },
+        "training": {k: settings[k] for k in _RECIPE_SETTINGS if k != "metric"},
     }
-    staged = save_model(model, work / "model", vocabs, meta, force=True)
-    shutil.copyfile(log_path, staged / LOG_NAME)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staged, out)
-    shutil.rmtree(work)
-    return TrainResult(out, best_epoch, best_metrics, len(records), stopped_early, records)
+    with atomic_dir(paths.out, force=True) as staged:
+        write_model_files(model, staged, setup.vocabs, meta)
+        shutil.copyfile(paths.log, staged / LOG_NAME)
+    shutil.rmtree(paths.work)
+    return TrainResult(paths.out, state.best_epoch, best_metrics, len(state.records), stopped_early, state.records)
 
 
 def _write_log(path: Path, records: list[dict]) -> None:
     """Rewrite the JSON-lines log whole (it is small), atomically, so it always matches the checkpoint."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
+    with atomic_open(path, force=True) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
 
 
 __all__ = [
     "CaptionData",
     "open_data",
     "train",
+    "TrainConfig",
     "TrainResult",
     "evaluate_retrieval",
     "encode_captions",
