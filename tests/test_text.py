@@ -22,7 +22,6 @@ from trec_eval_compat.io import open_text
 
 DATA = Path(__file__).parent / "data" / "text"
 MSVD_TRAIN = DATA / "msvdtrain.caption.txt.gz"  # gzip -9n of shared/data/captions/msvd/msvdtrain.caption.txt
-REPO = Path(__file__).parent.parent
 
 
 def caption_texts(path):
@@ -77,21 +76,6 @@ def test_msvd_vocabulary_sizes():
     assert (len(bow), len(gru)) == (2917, 3034)
     assert bow.words[:5] == ["man", "woman", "playing", "person", "cat"]
     assert gru.words[:7] == ["<pad>", "<start>", "<end>", "<unk>", "a", "is", "the"]
-
-
-def _shared_dir():
-    for d in (Path("/work/shared"), REPO.parent / "shared"):
-        if d.is_dir():
-            return d
-    return None
-
-
-@pytest.mark.skipif(_shared_dir() is None, reason="no shared data folder (/work/shared or ../shared)")
-def test_fixture_is_the_shared_msvd_train_file():
-    shared = _shared_dir() / "data" / "captions" / "msvd" / "msvdtrain.caption.txt"
-    if not shared.is_file():
-        pytest.skip(f"{shared} absent")
-    assert gzip.decompress(MSVD_TRAIN.read_bytes()) == shared.read_bytes()
 
 
 def test_vocabulary_round_trip_and_errors():

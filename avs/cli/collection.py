@@ -7,7 +7,7 @@ import json
 import click
 import pandas as pd
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.render import FORMATS, emit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.render import emit
 
 

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import DATA_HELP, device_option, echo_written, force_files_option, out_folder_option
 from avs.cli.render import emit
 from avs.eval import infap as E

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import (
     echo_written,
     force_files_option,
@@ -176,3 +176,21 @@ def embed_cmd(model_dir, features, out, force) -> None:
     arrays = embed(model_dir, features)
     write_npz(arrays, out, force)
     click.echo(f"wrote {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(arrays.items())))
+
+
+@model_group.command("clip")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--bpe", required=True, type=click.Path(dir_okay=False), help="CLIP's BPE vocabulary file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option(
+    "--clip-config",
+    help="Architecture name (ViT-B-32, ViT-L-14-quickgelu, ...) or open_clip model-config JSON: text heads, GELU.",
+)
+@click.option("--feature", default="clip", show_default=True, help="The store's image feature (avs extract's).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def clip_cmd(checkpoint, bpe, out, clip_config, feature, force) -> None:
+    """A zero-shot CLIP model: CHECKPOINT's text tower against the image features avs extract stored with it."""
+    from avs.models.clip_model import make_clip_model
+
+    path = make_clip_model(checkpoint, bpe, out, feature=feature, clip_config=clip_config, force=force)
+    click.echo(f"wrote {path} (zero-shot CLIP; index a store extracted with the same checkpoint)")

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import number_from_option, read_topics_option
 from avs.formats import runs as R
 from avs.formats.fileio import check_writable

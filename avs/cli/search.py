@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import number_from_option, read_topics_option
 
 

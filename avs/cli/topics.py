@@ -7,7 +7,7 @@ import re
 import click
 import pandas as pd
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import number_from_option, read_topics_option
 from avs.cli.render import emit
 from avs.formats import topics as T

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from avs.cli import cli
+from avs.cli.group import cli
 from avs.cli.options import DATA_HELP, data_option, device_option, echo_written, force_files_option
 from avs.cli.render import emit
 

@@ -12,6 +12,7 @@ import torch
 from avs.errors import InputError
 from avs.formats.topics import TopicSet
 from avs.models import LoadedModel
+from avs.models.clip_model import check_clip_checkpoint
 
 
 def text_featurizer(
@@ -36,10 +37,15 @@ def text_featurizer(
             raise InputError(loaded.path, "the model uses word2vec text features: give --word2vec PATH")
         w2v = Word2Vec.load(path) if path is not None else None
     clip = None
+    if any(f.kind == "clip" for f in loaded.config.text) and not (precomputed or {}):
+        # the checkpoint recorded at training (or by make_clip_model) unless another is given
+        clip_checkpoint = clip_checkpoint or loaded.meta.get("clip_checkpoint")
+        clip_bpe = clip_bpe or loaded.meta.get("clip_bpe")
     if clip_checkpoint is not None:
         if clip_bpe is None:
             raise InputError(clip_checkpoint, "a CLIP checkpoint needs its BPE vocabulary (--clip-bpe)")
-        clip = ClipTextEncoder.from_checkpoint(clip_checkpoint, clip_bpe)
+        check_clip_checkpoint(loaded, clip_checkpoint)
+        clip = ClipTextEncoder.from_checkpoint(clip_checkpoint, clip_bpe, **loaded.meta.get("clip_text", {}))
     pre = {name: PrecomputedTextFeatures(p) for name, p in (precomputed or {}).items()}
     return TextFeaturizer(loaded.config.text, loaded.vocabs, w2v=w2v, precomputed=pre, clip=clip)
 
@@ -110,7 +116,7 @@ def encode_texts(
     model = loaded.model.eval()
     if not len(texts):
         return np.zeros((0, loaded.config.spaces, loaded.config.space_size), np.float32)
-    device = next(model.parameters()).device
+    device = model.space_weights.device  # a buffer: zero-shot CLIP models have no parameters
     return encode_all(model.encode_text, text_batches(featurizer, texts, ids, batch_size), device).numpy()
 
 

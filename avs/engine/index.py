@@ -30,7 +30,15 @@ import torch
 
 from avs.engine.encode import encode_batch
 from avs.errors import InputError
-from avs.formats.fileio import DestinationLock, check_writable, io_failure, os_problem, quiet_release
+from avs.formats.fileio import (
+    DestinationLock,
+    check_writable,
+    fsync_file,
+    io_failure,
+    os_problem,
+    publish,
+    quiet_release,
+)
 from avs.formats.store import open_store
 from avs.models import LoadedModel, check_video_features, load_model, usable_device
 
@@ -273,12 +281,14 @@ def build_index(
             raise InputError(out, f"cannot write here: {os_problem(e)}") from None
         with DestinationLock(out):
             check_writable(out, force)  # again: a build that held the lock may have just finished it
-            return _build(loaded, store, out, batch_size, device, progress)
+            return _build(loaded, store, out, batch_size, device, progress, force)
     finally:
         store.close()
 
 
-def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch.device, progress: bool) -> Path:
+def _build(
+    loaded: LoadedModel, store, out: Path, batch_size: int, device: torch.device, progress: bool, force: bool
+) -> Path:
     cfg = loaded.config
     n, dim = len(store), cfg.spaces * cfg.space_size
     attrs = {
@@ -367,7 +377,8 @@ def _build(loaded: LoadedModel, store, out: Path, batch_size: int, device: torch
         f.attrs["complete"] = 1
         embeddings = None
         f.close()
-        os.replace(part, out)
+        fsync_file(part)
+        publish(part, out, force)
     except BaseException as e:
         with quiet_release(), contextlib.suppress(Exception):
             embeddings = None  # noqa: F841  (released before the file: HDF5 crashes closing it under a handle)

@@ -144,9 +144,9 @@ def attention_weights(
     captions, the video side over its videos (features from ``store`` or DATA's FeatureData folders).
     """
     from avs.engine.encode import text_featurizer
+    from avs.features.captions import open_data
     from avs.formats.store import open_store
     from avs.formats.topics import as_topics
-    from avs.train.loop import open_data
 
     if (topics is None) == (captions is None):
         raise InputError(None, "give either topics or captions")

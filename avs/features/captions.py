@@ -4,17 +4,21 @@ features or an avs store): what training and retrieval evaluation read."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from avs.errors import InputError, first_few
 from avs.features.importers import read_bigfile, read_frame_bigfile
+from avs.features.precomputed import PrecomputedTextFeatures
 from avs.formats.shots import read_id_list
 from avs.formats.store import FeatureStore, open_store
+
+if TYPE_CHECKING:
+    from avs.models.config import ModelConfig
 
 # ----------------------------------------------------------------------------------------------------
 # Caption datasets (MSR-VTT / MSVD / TGIF / VATEX style, RUC layout; laff-method.md §1.2)
@@ -154,3 +158,57 @@ def open_caption_dataset(
         frame_features=tuple(frame_features),
         _frame_bigfiles=frame_bigfiles,
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# A caption dataset opened for one model's features (training, retrieval evaluation, diagnostics)
+
+
+@dataclass
+class CaptionData:
+    """A caption dataset opened for a model: captions, videos, video features and per-caption text vectors."""
+
+    path: Path
+    dataset: CaptionDataset
+    # text feature name -> avs.features.precomputed.PrecomputedTextFeatures
+    text_features: dict[str, PrecomputedTextFeatures] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    def video_dims(self, names: Sequence[str]) -> dict[str, int]:
+        """Dimensions of the named video (and frame) features this dataset has (absent ones are left out)."""
+        ds, first = self.dataset, self.dataset.videos[:1]
+        dims = {n: int(ds.vectors(n, first).shape[1]) for n in names if n in ds.features}
+        dims.update({n: ds.frame_dim(n) for n in names if n in ds.frame_features and n not in dims})
+        return dims
+
+
+def video_feature_names(config: ModelConfig) -> list[str]:
+    """The video-side features ``config`` reads, its frame feature included."""
+    return [f.name for f in config.video] + ([config.frame.name] if config.frame is not None else [])
+
+
+def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.PathLike | None = None) -> CaptionData:
+    """Open DATA (``ROOT/COLLECTION``, RUC layout) with the video features and precomputed text features that
+    ``config`` names. Features the data lacks are left out here and reported by :func:`check_video_features`."""
+    p = Path(path)
+    if not p.is_dir():
+        raise InputError(p, "not a collection directory (expected ROOT/COLLECTION in RUC's layout)")
+    names = [f.name for f in config.video]
+    present = [n for n in names if (p / "FeatureData" / n).is_dir()] if store is None else ()
+    frames = (
+        [config.frame.name]
+        if config.frame is not None and store is None and (p / "FeatureData" / "frame" / config.frame.name).is_dir()
+        else []
+    )
+    dataset = open_caption_dataset(p.parent, p.name, present, store, frame_features=frames)
+    if dataset.captions.empty:
+        raise InputError(p / "TextData" / f"{p.name}.caption.txt", "no captions")
+    text = {}
+    for f in config.text:
+        folder = p / "TextData" / f.name
+        if f.kind in ("clip", "precomputed") and folder.is_dir():
+            text[f.name] = PrecomputedTextFeatures(folder)
+    return CaptionData(p, dataset, text)

@@ -27,7 +27,15 @@ import h5py
 import numpy as np
 
 from avs.errors import InputError, duplicates, first_few
-from avs.formats.fileio import DestinationLock, check_writable, io_failure, os_problem, quiet_release
+from avs.formats.fileio import (
+    DestinationLock,
+    check_writable,
+    fsync_file,
+    io_failure,
+    os_problem,
+    publish,
+    quiet_release,
+)
 
 FORMAT = "avs-collection"
 
@@ -105,6 +113,7 @@ class StoreWriter:
         frames: Sequence[FrameSpec] = (),
     ):
         self.path = check_writable(path, force)
+        self.force = force
         ids = list(ids)
         if not ids:
             raise InputError(self.path, "no ids to store")
@@ -294,7 +303,8 @@ class StoreWriter:
             self._f.attrs["uuid"] = uuid.uuid4().hex  # identifies this store: an index records the store it encodes
             self._f.attrs["complete"] = 1
             self._f.close()
-            os.replace(self.tmp, self.path)
+            fsync_file(self.tmp)
+            publish(self.tmp, self.path, self.force)
         self._lock.release()
         return self.path
 

@@ -29,11 +29,12 @@ class ClipTextEncoder(nn.Module):
         heads: int,
         embed_dim: int,
         tokenizer: ClipTokenizer | None = None,
+        quick_gelu: bool = True,
     ):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.zeros(context_length, width))
-        self.transformer = Transformer(width, layers, heads, 4 * width, quick_gelu=True)
+        self.transformer = Transformer(width, layers, heads, 4 * width, quick_gelu)
         self.ln_final = nn.LayerNorm(width)
         self.text_projection = nn.Parameter(torch.zeros(width, embed_dim))
         self.register_buffer(
@@ -68,11 +69,13 @@ class ClipTextEncoder(nn.Module):
         bpe_path: str | os.PathLike,
         device: str | torch.device = "cpu",
         heads: int | None = None,
+        quick_gelu: bool = True,
     ) -> "ClipTextEncoder":
         """Build the text tower from an OpenAI-CLIP-format state_dict file; sizes come from tensor shapes.
 
         Keys may carry a prefix (``clip_model.`` in LAFF's fine-tuned CLIP); visual-tower keys are ignored.
-        ``heads`` is not visible in the shapes: it defaults to CLIP's width / 64.
+        ``heads`` is not visible in the shapes: it defaults to CLIP's width / 64. ``quick_gelu``: OpenAI's
+        checkpoints use QuickGELU, most LAION / DataComp ones exact GELU (open_clip's ``quick_gelu`` option).
         """
         p = Path(path)
         state, prefix = _text_state(p, read_state_dict(p))
@@ -96,7 +99,16 @@ class ClipTextEncoder(nn.Module):
                 f"BPE vocabulary of {tokenizer.vocab_size} tokens does not fit the "
                 f"checkpoint's {vocab_size} token embeddings ({p})",
             )
-        model = cls(vocab_size, context_length, width, len(blocks), heads, state["text_projection"].shape[1], tokenizer)
+        model = cls(
+            vocab_size,
+            context_length,
+            width,
+            len(blocks),
+            heads,
+            state["text_projection"].shape[1],
+            tokenizer,
+            quick_gelu,
+        )
         own = model.state_dict()
         missing = [k for k in own if k not in state]
         if missing:

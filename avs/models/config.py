@@ -11,7 +11,7 @@ import tomllib
 from avs.errors import InputError
 from avs.features.featurize import TextFeatureSpec
 
-FUSIONS = ("laff", "mhsa", "attention_free", "static", "concat", "je")
+FUSIONS = ("laff", "mhsa", "attention_free", "static", "concat", "je", "clip")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class ModelConfig:
 
     ``fusion``: laff (multi-head LAFF; ``heads=1`` is the single-head block), mhsa (projection-free multi-head
     self-attention), attention_free (plain average), static (learned input-independent weights), concat
-    (W2VV++: concatenated raw features, one projection), je (one joint space per video feature, fixed weights).
+    (W2VV++: concatenated raw features, one projection), je (one joint space per video feature, fixed weights),
+    clip (zero-shot CLIP: the image feature and the CLIP text embedding of one checkpoint compared as they are,
+    no learned parameters; see :func:`avs.models.clip_model.make_clip_model`).
     """
 
     name: str
@@ -161,11 +163,22 @@ def _build(data: dict, source) -> ModelConfig:
     names = [f.name for f in cfg.video] + [t.name for t in cfg.text] + ([cfg.frame.name] if cfg.frame else [])
     if len(set(names)) != len(names):
         problems.append("feature names must be unique")
+    if cfg.fusion == "clip":
+        problems += _clip_problems(cfg)
     if cfg.space_weights is not None and len(cfg.space_weights) != cfg.spaces:
         problems.append(f"space_weights has {len(cfg.space_weights)} values for {cfg.spaces} spaces")
     if problems:
         raise InputError(source, "invalid model config: " + "; ".join(problems))
     return cfg
+
+
+def _clip_problems(cfg: ModelConfig) -> list[str]:
+    if len(cfg.video) != 1 or len(cfg.text) != 1 or cfg.text[0].kind != "clip" or cfg.frame is not None:
+        return ["fusion clip compares one video (image) feature with one text feature of kind clip"]
+    dims = {f.dim for f in (*cfg.video, *cfg.text)} - {None}
+    if cfg.heads != 1 or len(dims) > 1 or (dims and cfg.space_dim not in dims):
+        return ["fusion clip: one space (heads = 1) whose space_dim is the CLIP embedding width of both features"]
+    return []
 
 
 def config_from_dict(data: dict, source=None) -> ModelConfig:

@@ -20,7 +20,7 @@ import torch
 
 from avs import __version__
 from avs.errors import InputError, first_line
-from avs.formats.fileio import atomic_dir
+from avs.formats.fileio import atomic_dir, file_sha256
 from avs.models.config import ModelConfig, config_from_dict
 from avs.models.laff import TextVideoModel
 
@@ -40,16 +40,11 @@ class LoadedModel:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the weights file: identifies the model an index was built with."""
-        return self.weights_sha256 or self.meta.get("weights_sha256", "")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        """sha256 of the weights file (and, for a zero-shot CLIP model, of its CLIP checkpoint): identifies the
+        model an index was built with."""
+        weights = self.weights_sha256 or self.meta.get("weights_sha256", "")
+        clip = self.meta.get("clip_sha256") if self.config.fusion == "clip" else None
+        return hashlib.sha256(f"{weights}:{clip}".encode()).hexdigest() if clip else weights
 
 
 def usable_device(device: str | torch.device) -> torch.device:
@@ -114,7 +109,7 @@ def write_model_files(
             (folder / "vocab" / f"{name}.json").write_text(json.dumps(vocab.to_dict()) + "\n")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, folder / "weights.pt")
-    info = {"avs_version": __version__, **(meta or {}), "weights_sha256": _sha256(folder / "weights.pt")}
+    info = {"avs_version": __version__, **(meta or {}), "weights_sha256": file_sha256(folder / "weights.pt")}
     (folder / "model.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -169,7 +164,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
             parts.append(f"shape mismatch for {k}: weights {tuple(state[k].shape)}, config {tuple(expected[k].shape)}")
         raise InputError(weights_path, "weights do not match config.json: " + "; ".join(parts))
     try:
-        actual = _sha256(weights_path)
+        actual = file_sha256(weights_path)
     except OSError as e:
         raise InputError(weights_path, f"cannot read: {e.strerror or e}") from None
     if recorded is not None and actual != recorded.lower():

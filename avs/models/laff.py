@@ -39,7 +39,9 @@ class Side(nn.Module):
         self.mode = fusion
         self.transforms = nn.ModuleList()
         self.fusion: nn.Module | None = None
-        if fusion == "concat":
+        if fusion == "clip":  # zero-shot CLIP: the embeddings are compared as they are
+            self.joint = nn.ModuleList()
+        elif fusion == "concat":
             self.joint = nn.ModuleList([Projection(sum(dims), d, cfg.dropout, cfg.batch_norm)])
         elif fusion == "je" and role == "text":
             # one projection of the concatenated text features per joint space
@@ -59,6 +61,8 @@ class Side(nn.Module):
                 self.fusion = StaticFusion(len(dims))
 
     def forward(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.mode == "clip":
+            return l2_normalize(inputs[0]).unsqueeze(1), None
         if not self.transforms:  # concat, je text side
             joined = torch.cat(inputs, dim=1)
             return torch.stack([l2_normalize(p(joined)) for p in self.joint], 1), None

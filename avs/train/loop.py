@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from avs.engine.encode import encode_all, row_batches, text_batches, to_device
 from avs.errors import InputError, first_line
 from avs.eval.retrieval import METRICS, retrieval_metrics, text_video_metrics
-from avs.features.captions import CaptionDataset, open_caption_dataset
+from avs.features.captions import CaptionData, open_data, video_feature_names
 from avs.formats.fileio import atomic_dir, atomic_open
 from avs.models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model
 from avs.models.io import write_model_files
@@ -49,58 +49,6 @@ RESUMABLE_CHANGES = ("epochs", "patience", "device")
 
 # ----------------------------------------------------------------------------------------------------------
 # Data
-
-
-@dataclass
-class CaptionData:
-    """A caption dataset opened for a model: captions, videos, video features and per-caption text vectors."""
-
-    path: Path
-    dataset: CaptionDataset
-    # text feature name -> avs.features.precomputed.PrecomputedTextFeatures
-    text_features: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.dataset.name
-
-    def video_dims(self, names: Sequence[str]) -> dict[str, int]:
-        """Dimensions of the named video (and frame) features this dataset has (absent ones are left out)."""
-        ds, first = self.dataset, self.dataset.videos[:1]
-        dims = {n: int(ds.vectors(n, first).shape[1]) for n in names if n in ds.features}
-        dims.update({n: ds.frame_dim(n) for n in names if n in ds.frame_features and n not in dims})
-        return dims
-
-
-def _video_names(config: ModelConfig) -> list[str]:
-    """The video-side features ``config`` reads, its frame feature included."""
-    return [f.name for f in config.video] + ([config.frame.name] if config.frame is not None else [])
-
-
-def open_data(path: str | os.PathLike, config: ModelConfig, store: str | os.PathLike | None = None) -> CaptionData:
-    """Open DATA (``ROOT/COLLECTION``, RUC layout) with the video features and precomputed text features that
-    ``config`` names. Features the data lacks are left out here and reported by :func:`check_video_features`."""
-    from avs.features.precomputed import PrecomputedTextFeatures
-
-    p = Path(path)
-    if not p.is_dir():
-        raise InputError(p, "not a collection directory (expected ROOT/COLLECTION in RUC's layout)")
-    names = [f.name for f in config.video]
-    present = [n for n in names if (p / "FeatureData" / n).is_dir()] if store is None else ()
-    frames = (
-        [config.frame.name]
-        if config.frame is not None and store is None and (p / "FeatureData" / "frame" / config.frame.name).is_dir()
-        else []
-    )
-    dataset = open_caption_dataset(p.parent, p.name, present, store, frame_features=frames)
-    if dataset.captions.empty:
-        raise InputError(p / "TextData" / f"{p.name}.caption.txt", "no captions")
-    text = {}
-    for f in config.text:
-        folder = p / "TextData" / f.name
-        if f.kind in ("clip", "precomputed") and folder.is_dir():
-            text[f.name] = PrecomputedTextFeatures(folder)
-    return CaptionData(p, dataset, text)
 
 
 def _video_tensors(data: CaptionData, config: ModelConfig) -> dict[str, torch.Tensor]:
@@ -221,7 +169,7 @@ def evaluate_retrieval(
     loaded = load_model(model_dir, device)
     cfg = loaded.config
     data = open_data(data_path, cfg, store)
-    check_video_features(cfg, data.video_dims(_video_names(cfg)), data.path)
+    check_video_features(cfg, data.video_dims(video_feature_names(cfg)), data.path)
     w2v_path = word2vec or loaded.meta.get("word2vec")
     # the GRU's word embeddings are in the weights: only a w2v feature reads word2vec at scoring time
     w2v = Word2Vec.load(w2v_path) if w2v_path and any(f.kind == "w2v" for f in cfg.text) else None
@@ -353,7 +301,9 @@ def _prepare(cfg: ModelConfig, train_data: CaptionData, val_data: CaptionData, r
     from avs.features.vocab import build_vocab
     from avs.features.word2vec import Word2Vec
 
-    vnames = _video_names(cfg)
+    if cfg.fusion == "clip":
+        raise InputError(None, "a zero-shot CLIP model has no parameters to train (make one with `avs model clip`)")
+    vnames = video_feature_names(cfg)
     check_video_features(cfg, train_data.video_dims(vnames), train_data.path)
     check_video_features(cfg, val_data.video_dims(vnames), val_data.path)
 
