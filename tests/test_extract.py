@@ -260,11 +260,11 @@ def test_an_interrupted_extraction_resumes(tmp_path, frames, monkeypatch):
     keep = pipeline._keep
     calls = []
 
-    def keep_then_stop(path, item, emb):
+    def keep_then_stop(path, shots, emb):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        keep(path, item, emb)
+        keep(path, shots, emb)
 
     monkeypatch.setattr(pipeline, "_keep", keep_then_stop)
     with pytest.raises(KeyboardInterrupt):

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from avs.engine.encode import encode_all
+from avs.engine.encode import encode_batch
 from avs.errors import InputError
 from avs.extract.shots import (
     MSB_TOLERANCE_FRAMES,
@@ -146,13 +146,21 @@ def _settings(config: ExtractConfig, encoder) -> dict:
 
 
 @dataclass
-class _Decoded:
-    """One video made ready for the encoder: its shots and the preprocessed frames to embed."""
+class _Frames:
+    """Preprocessed frames of one video, in frame order; more of the same video may follow."""
+
+    video: str
+    frames: list[int]
+    images: torch.Tensor  # (len(frames), 3, S, S)
+
+
+@dataclass
+class _Done:
+    """A video all of whose frames were sent: its shots, and the frames each shot takes (middle first)."""
 
     video: Path
     shots: list[Shot]
-    images: torch.Tensor  # (F, 3, S, S): per shot its middle frame, then its spread frames
-    per_shot: int
+    wanted: list[list[int]]
 
 
 def _shots(video: Path, config: ExtractConfig, detector) -> list[Shot]:
@@ -172,20 +180,27 @@ def _shots(video: Path, config: ExtractConfig, detector) -> list[Shot]:
     return shots
 
 
-def _decode(video: Path, config: ExtractConfig, detector, image_size: int) -> _Decoded:
+def _decode(video: Path, config: ExtractConfig, detector, image_size: int, send) -> _Done:
+    """Send ``video``'s wanted frames, preprocessed, in chunks (:class:`_Frames`), then its :class:`_Done`.
+    ``send(frames, images, urgent)`` decides when a chunk goes."""
     shots = _shots(video, config, detector)
     if not shots:
         raise InputError(video, "no shots found")
     k = config.frames_per_shot
     wanted = [[middle_frame(s), *(uniform_frames(s, k) if k else [])] for s in shots]
-    order = sorted({i for w in wanted for i in w})
-    frames = {f.index: f.image for f in iter_frames(video, order)}
-    if config.thumbs is not None:
-        for n, w in enumerate(wanted, 1):
-            _thumbnail(frames[w[0]], Path(config.thumbs) / f"shot{video.stem}_{n}_RKF.jpg")
-    prepared = {i: preprocess_array(img, image_size) for i, img in frames.items()}
-    images = torch.stack([prepared[i] for w in wanted for i in w])
-    return _Decoded(video, shots, images, 1 + k)
+    thumbs = {w[0]: n for n, w in enumerate(wanted, 1)} if config.thumbs is not None else {}
+    frames: list[int] = []
+    images: list[torch.Tensor] = []
+    for f in iter_frames(video, {i for w in wanted for i in w}):
+        if f.index in thumbs:
+            _thumbnail(f.image, Path(config.thumbs) / f"shot{video.stem}_{thumbs[f.index]}_RKF.jpg")
+        frames.append(f.index)
+        images.append(preprocess_array(f.image, image_size))
+        if send(frames, images, False):
+            frames, images = [], []
+    if frames:
+        send(frames, images, True)
+    return _Done(video, shots, wanted)
 
 
 def _thumbnail(image: np.ndarray, path: Path) -> None:
@@ -198,8 +213,12 @@ def _thumbnail(image: np.ndarray, path: Path) -> None:
         thumb.save(f, format="JPEG", quality=85)
 
 
-def _decoded_ahead(videos: Sequence[Path], config: ExtractConfig, image_size: int) -> Iterator[_Decoded | Skipped]:
-    """Each video decoded (or skipped with its reason) in a thread running ahead of the consumer."""
+def _decoded_ahead(
+    videos: Sequence[Path], config: ExtractConfig, image_size: int
+) -> Iterator[_Frames | _Done | Skipped]:
+    """Each video decoded (or skipped with its reason) in a thread running ahead of the consumer, its frames sent
+    as soon as the consumer waits for work or a batch is full, so that decoding and encoding overlap from the
+    first frames on, and across videos."""
     out: queue.Queue = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
@@ -213,11 +232,17 @@ def _decoded_ahead(videos: Sequence[Path], config: ExtractConfig, image_size: in
             for v in videos:
                 if stop.is_set():
                     return
+
+                def send(frames: list[int], images: list[torch.Tensor], last: bool, video: str = v.stem) -> bool:
+                    if not (last or len(frames) >= config.batch_size or out.empty()):
+                        return False
+                    out.put(_Frames(video, frames, torch.stack(images)))
+                    return True
+
                 try:
-                    item = _decode(v, config, detector, image_size)
-                except InputError as e:
-                    item = Skipped(v.stem, str(e))
-                out.put(item)
+                    out.put(_decode(v, config, detector, image_size, send))
+                except InputError as e:  # the consumer drops the frames it had of this video
+                    out.put(Skipped(v.stem, str(e)))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             out.put(e)
         out.put(None)
@@ -266,18 +291,22 @@ def extract(
         desc="extract",
         disable=None if progress else True,
     ) as bar:
+        encoded: dict[str, dict[int, np.ndarray]] = {}  # per video in hand: frame -> its embedding
         for item in _decoded_ahead(todo, config, encoder.config.image_size):
+            if isinstance(item, _Frames):
+                emb = encode_batch(encoder, (item.images,), config.device).numpy()
+                encoded.setdefault(item.video, {}).update(zip(item.frames, emb))
+                frames_encoded += len(item.frames)
+                continue
             if isinstance(item, Skipped):
+                encoded.pop(item.video, None)
                 skipped.append(item)
             else:
-                b = config.batch_size
-                batches = ((item.images[i : i + b],) for i in range(0, len(item.images), b))
-                emb = encode_all(encoder, batches, config.device)
-                emb = emb.reshape(len(item.shots), item.per_shot, -1).numpy()
-                _keep(work / f"{item.video.stem}.npz", item, emb)
+                by_frame = encoded.pop(item.video.stem)
+                emb = np.stack([np.stack([by_frame[i] for i in w]) for w in item.wanted])
+                _keep(work / f"{item.video.stem}.npz", item.shots, emb)
                 if config.msb_out is not None:
                     write_msb(Path(config.msb_out) / f"{item.video.stem}.tsv", item.shots, force=True)
-                frames_encoded += len(item.images)
                 done.add(item.video.stem)
             bar.update(1)
     stems = sorted((v.stem for v in videos if v.stem in done), key=natural_key)
@@ -310,8 +339,9 @@ def _resumable(work: Path, settings: dict, force: bool) -> set[str]:
     return set()
 
 
-def _keep(path: Path, item: _Decoded, emb: np.ndarray) -> None:
-    shots = np.array([[s.start_frame, s.end_frame, s.start_time, s.end_time] for s in item.shots], np.float64)
+def _keep(path: Path, shots: Sequence[Shot], emb: np.ndarray) -> None:
+    """One video's result, (shots, 1 + frames per shot, dim) embeddings, kept until the store is written."""
+    shots = np.array([[s.start_frame, s.end_frame, s.start_time, s.end_time] for s in shots], np.float64)
     with atomic_open(path, "wb", force=True) as f:
         np.savez(f, emb=emb.astype(np.float32), shots=shots)
 
