@@ -330,6 +330,15 @@ def test_usage_errors(tmp_path, video, run_cli):
     assert r.exit_code == 2 and "\n" not in r.stderr.strip()
 
 
+def test_msb_out_never_replaces_shot_files_unasked(extracted, video, tmp_path):
+    tmp, _ = extracted
+    with pytest.raises(InputError, match="07480.tsv: already exists"):
+        extract([video], tmp_path / "s.h5", config(shots="content", msb_out=tmp / "msb"), progress=False)
+    with pytest.raises(InputError, match="is the --msb folder"):
+        extract([video], tmp_path / "s.h5", config(msb_dir=tmp / "msb", msb_out=tmp / "msb"), progress=False)
+    assert not (tmp_path / "s.h5").exists()
+
+
 def test_list_files_name_videos_relative_to_themselves(tmp_path, video):
     (tmp_path / "list.txt").write_text(f"# V3C1 part\n{video}\n\n")
     assert list_videos([tmp_path / "list.txt"]) == [video]

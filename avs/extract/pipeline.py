@@ -77,6 +77,9 @@ class ExtractConfig:
             raise InputError(None, "--shots msb reads master shot files: give --msb DIR")
         if not Path(self.checkpoint).is_file():
             raise InputError(self.checkpoint, "no such file (the CLIP checkpoint, --checkpoint)")
+        if self.msb_out is not None and self.msb_dir is not None:
+            if Path(self.msb_out).resolve() == Path(self.msb_dir).resolve():
+                raise InputError(self.msb_out, "--msb-out is the --msb folder this extraction reads")
         if self.frames_per_shot < 0 or self.batch_size < 1:
             raise InputError(None, "--frames-per-shot must be >= 0 and the batch size >= 1")
 
@@ -181,8 +184,8 @@ def _shots(video: Path, config: ExtractConfig, detector) -> list[Shot]:
 
 
 def _decode(video: Path, config: ExtractConfig, detector, image_size: int, send) -> _Done:
-    """Send ``video``'s wanted frames, preprocessed, in chunks (:class:`_Frames`), then its :class:`_Done`.
-    ``send(frames, images, urgent)`` decides when a chunk goes."""
+    """Send ``video``'s wanted frames, preprocessed, in chunks (:class:`_Frames`), then return its :class:`_Done`.
+    ``send(frames, images, last)`` sends a chunk when it is due (and says so)."""
     shots = _shots(video, config, detector)
     if not shots:
         raise InputError(video, "no shots found")
@@ -217,8 +220,7 @@ def _decoded_ahead(
     videos: Sequence[Path], config: ExtractConfig, image_size: int
 ) -> Iterator[_Frames | _Done | Skipped]:
     """Each video decoded (or skipped with its reason) in a thread running ahead of the consumer, its frames sent
-    as soon as the consumer waits for work or a batch is full, so that decoding and encoding overlap from the
-    first frames on, and across videos."""
+    in batches as they decode, so that decoding and encoding overlap within a video and across videos."""
     out: queue.Queue = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
@@ -234,7 +236,9 @@ def _decoded_ahead(
                     return
 
                 def send(frames: list[int], images: list[torch.Tensor], last: bool, video: str = v.stem) -> bool:
-                    if not (last or len(frames) >= config.batch_size or out.empty()):
+                    # fixed chunks (not "whatever is ready"): a frame's embedding must not depend on timing, and a
+                    # matrix product's last bits depend on how many rows it has
+                    if not (last or len(frames) >= config.batch_size):
                         return False
                     out.put(_Frames(video, frames, torch.stack(images)))
                     return True
@@ -280,6 +284,8 @@ def extract(
     encoder = load_encoder(config)
     settings = _settings(config, encoder)
     work = out.with_name(out.name + ".extract")
+    # before the work folder is made: a refusal leaves nothing behind (videos an earlier run kept are not redone)
+    _check_msb_out(config, [v for v in videos if not (work / f"{v.stem}.npz").exists()], force)
     done = _resumable(work, settings, force)
     todo = [v for v in videos if v.stem not in done]
     skipped: list[Skipped] = []
@@ -317,6 +323,17 @@ def extract(
     return ExtractResult(
         out, len(stems), n_shots, skipped, len(videos) - len(todo), time.perf_counter() - t0, frames_encoded
     )
+
+
+def _check_msb_out(config: ExtractConfig, todo: Sequence[Path], force: bool) -> None:
+    """Shot files already in ``--msb-out`` (V3C's own, say) are replaced only with ``force``, and never the ones
+    this extraction reads."""
+    if config.msb_out is None:
+        return
+    there = [Path(config.msb_out) / f"{v.stem}.tsv" for v in todo]
+    there = [p for p in there if p.exists()]
+    if there and not force:
+        raise InputError(there[0], f"already exists ({len(there)} shot file(s) of these videos; --force replaces them)")
 
 
 def _resumable(work: Path, settings: dict, force: bool) -> set[str]:
