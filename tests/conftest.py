@@ -47,3 +47,26 @@ def run_cli():
         return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+def two_demo_runs(folder):
+    """Two runs of tv20 on the (SIMULATED) demo, for comparisons: the demo model's (``laff.xml``), and
+    ``other.trec`` with each topic's top 100 reversed and its last 100 dropped. Returns (paths, the model's Run)."""
+    from avs.demo.builtin import ensure
+    from avs.engine.searcher import Searcher
+    from avs.formats.runs import Item, Run, TopicResult, to_trec, write_xml
+
+    demo = ensure()
+    run = Searcher(demo.model, demo.index).run("tv20").run
+    write_xml(run, folder / "laff.xml", 2020)
+    other = Run(
+        run.info,
+        {
+            n: TopicResult(
+                [Item(i.shot, float(1000 - k)) for k, i in enumerate(t.items[:100][::-1] + t.items[100:900])]
+            )
+            for n, t in run.topics.items()
+        },
+    )
+    (folder / "other.trec").write_text(to_trec(other))
+    return (folder / "laff.xml", folder / "other.trec"), run

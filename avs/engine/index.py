@@ -84,6 +84,16 @@ class Index:
                 f"({loaded.path}) embeds in {cfg.spaces} x {cfg.space_size}: rebuild the index",
             )
 
+    def check_store(self, store: str | os.PathLike) -> None:
+        """Refuse a collection store other than the one this index encodes (its shots would not be these)."""
+        with open_store(store) as st:
+            if st.fingerprint != self.collection_fingerprint:
+                raise InputError(
+                    store,
+                    f"is not the collection index {self.path} was built from ({self.collection_name!r}, "
+                    f"store id {self.collection_fingerprint[:12]})",
+                )
+
     @property
     def offset(self) -> int | None:
         """Byte offset of the embeddings in the file when they are stored contiguously (else None)."""

@@ -101,10 +101,11 @@ class Searcher:
         }
         if not any(r.items for r in results.values()):
             raise InputError(self.index.path, "the index returned no shots")
-        run = Run(self._run_info(info, ts), results, year=year)
+        run = Run(self.run_info(info, ts), results, year=year)
         return SearchResult(run, ts, time.perf_counter() - t0, self.excluded)
 
-    def _run_info(self, info: RunInfo | None, ts: TopicSet) -> RunInfo:
+    def run_info(self, info: RunInfo | None, ts: TopicSet) -> RunInfo:
+        """``info`` with what it leaves open filled in: the run header of a search of ``ts`` by this model."""
         info = info or RunInfo()
         return RunInfo(
             tr_type=info.tr_type or "D",
