@@ -162,3 +162,10 @@ def test_opening_errors(tmp_path, demo):
     write_store(other, ["shot1_1"], {"x": np.zeros((1, 4), np.float32)}, name="other")
     with pytest.raises(InputError, match="is not the collection index"):
         ServeSession.open(ServeConfig(demo.model, demo.index, store=other))
+
+
+def test_cli_usage_errors(run_cli, demo, tmp_path):
+    r = run_cli("serve", "--model", demo.model)
+    assert r.exit_code == 2 and "give both --model and --index" in r.stderr
+    r = run_cli("serve", "--thumbs", tmp_path / "none", "--port", "1")
+    assert r.exit_code == 2 and "none: not a folder (--thumbs)" in r.stderr
