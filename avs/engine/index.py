@@ -273,8 +273,10 @@ def build_index(
     device: str = "cpu",
     force: bool = False,
     progress: bool = True,
+    rows: tuple[int, int] | None = None,
 ) -> Path:
-    """Encode every shot of the collection store ``collection`` with ``model`` into the index ``out``.
+    """Encode every shot of the collection store ``collection`` with ``model`` into the index ``out`` (or only
+    the store's rows ``rows = (start, stop)``: one shard of a sharded index, ``avs.engine.shards``).
 
     Every problem is refused before ``out`` (or its ``.part``) exists where it can be (device, model, store,
     a second build of ``out``); shots with NaN/inf features are refused when reached, and the ``.part`` removed.
@@ -291,16 +293,28 @@ def build_index(
             raise InputError(out, f"cannot write here: {os_problem(e)}") from None
         with DestinationLock(out):
             check_writable(out, force)  # again: a build that held the lock may have just finished it
-            return _build(loaded, store, out, batch_size, device, progress, force)
+            lo, hi = (0, len(store)) if rows is None else rows
+            if not 0 <= lo < hi <= len(store):
+                raise InputError(store.path, f"rows {lo}..{hi - 1} are not rows of its {len(store)} shots")
+            return _build(loaded, store, out, batch_size, device, progress, force, lo, hi)
     finally:
         store.close()
 
 
 def _build(
-    loaded: LoadedModel, store, out: Path, batch_size: int, device: torch.device, progress: bool, force: bool
+    loaded: LoadedModel,
+    store,
+    out: Path,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    force: bool,
+    lo: int,
+    hi: int,
 ) -> Path:
+    """Rows ``lo``..``hi - 1`` of the store; inside, row r of the index is row lo + r of the store."""
     cfg = loaded.config
-    n, dim = len(store), cfg.spaces * cfg.space_size
+    n, dim = hi - lo, cfg.spaces * cfg.space_size
     attrs = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -310,6 +324,7 @@ def _build(
         "model_name": cfg.name,
         "collection_fingerprint": store.fingerprint,
         "collection_name": store.name,
+        "store_rows": f"{lo}:{hi}",  # the part of the store this index holds (all of it, but for a shard)
     }
     part = out.parent / f".{out.name}.part"
     try:
@@ -330,7 +345,7 @@ def _build(
             f.attrs["space_weights"] = loaded.model.space_weights.cpu().numpy().astype(np.float64)
             f.attrs["rows_done"] = 0
             f.attrs["complete"] = 0
-            f.create_dataset("ids", data=np.array(store.ids, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("ids", data=np.array(store.ids[lo:hi], dtype=object), dtype=h5py.string_dtype())
             _create_embeddings(f, n, dim)
         _reserve(part, out, f["embeddings"])
         f.flush()
@@ -343,21 +358,22 @@ def _build(
         # the next block is read while this one is encoded; stored dtype in, widened by torch (far faster
         # than HDF5's own float16 conversion)
         def read(rows: slice):
+            at = slice(lo + rows.start, lo + rows.stop)  # the same rows in the store
             try:
-                feats = {name: store.get(name, rows) for name in names}
-                frames = () if cfg.frame is None else store.frames(cfg.frame.name, rows)
+                feats = {name: store.get(name, at) for name in names}
+                frames = () if cfg.frame is None else store.frames(cfg.frame.name, at)
             except (OSError, RuntimeError) as e:
                 problem = io_failure(e)
                 if problem is None:
                     raise
-                raise InputError(store.path, f"cannot read rows {rows.start}..{rows.stop - 1}: {problem}") from None
+                raise InputError(store.path, f"cannot read rows {at.start}..{at.stop - 1}: {problem}") from None
             for name, block in [*feats.items(), *([(cfg.frame.name, frames[0])] if frames else [])]:
                 row = _first_nonfinite(block.reshape(len(block), -1))
                 if row is not None:
-                    shot = store.ids[rows.start + row]
+                    shot = store.ids[at.start + row]
                     raise InputError(
                         store.path,
-                        f"feature {name}: NaN/inf in row {rows.start + row} (shot {shot}); "
+                        f"feature {name}: NaN/inf in row {at.start + row} (shot {shot}); "
                         "`avs collection check` lists them all: fix or drop those shots and re-import",
                     )
             return rows, feats, frames
@@ -378,7 +394,7 @@ def _build(
                     raise InputError(
                         loaded.path,
                         f"the model gives NaN/inf embeddings (first: shot "
-                        f"{store.ids[rows.start + row]} of {store.path}): are its weights damaged?",
+                        f"{store.ids[lo + rows.start + row]} of {store.path}): are its weights damaged?",
                     )
                 embeddings[rows] = emb
                 f.attrs["rows_done"] = rows.stop  # written after the rows: a crash never skips any

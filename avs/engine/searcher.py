@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from avs.engine.encode import encode_texts, text_featurizer, weighted_queries
-from avs.engine.index import open_index
-from avs.engine.search import Hits, search
+from avs.engine.search import Hits
+from avs.engine.shards import open_searchable, search_searchable
 from avs.errors import InputError
 from avs.formats.runs import Item, Run, RunInfo, TopicResult, whole_seconds
 from avs.formats.shots import shots_to_exclude
@@ -48,7 +48,7 @@ class Searcher:
         device: str = "cpu",
     ):
         self.model = load_model(model, device)
-        self.index = open_index(index)
+        self.index = open_searchable(index)  # an index file, or a manifest of shards
         self.index.check_model(self.model)
         self.featurizer = text_featurizer(self.model, word2vec=word2vec)
         self.excluded_ids = sorted(shots_to_exclude(exclude)) if exclude is not None else []
@@ -62,7 +62,7 @@ class Searcher:
 
     def rank(self, queries: np.ndarray, k: int = 1000, progress: bool = False) -> list[Hits]:
         """The exact top ``k`` shots of each query row (one scan of the index for all of them)."""
-        return search(self.index, queries, k=k, exclude=self.excluded_ids, progress=progress)
+        return search_searchable(self.index, queries, k=k, exclude=self.excluded_ids, progress=progress)
 
     def query(self, text: str, k: int = 1000) -> Hits:
         """The top ``k`` shots for one free-text query."""
