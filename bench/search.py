@@ -5,6 +5,12 @@ cached in bench/.cache/ (8.9 GB; built once). Each measurement runs in a fresh p
 its own.
 
     python bench/search.py [--shots 1082657] [--topics 20] [--build-shots 100000]
+    python bench/search.py --ann [--ann-shots 200000] [--topics 20]
+
+--ann compares, on one clustered SIMULATED index (rows and queries drawn around 2,000 centres per space, as real
+features cluster; random vectors have no neighbours for an inverted file to find), in one run: exact search
+(avs), FAISS IndexFlatIP (exact, float32 rows in memory) and avs's approximate search (FAISS IVF candidates
+scored exactly) at several nprobe, with recall@1000 against the exact ranking.
 
 Search floor = max(one plain sequential read of the index bytes, a bare float32 matrix product of the same
 shape on data already in memory). Build floor = the bare matrix products of the model's video projections.
@@ -30,18 +36,35 @@ SPACES, SPACE = 8, 512
 DIM = SPACES * SPACE
 
 
-def index_path(n: int) -> Path:
-    return CACHE / f"sim_index_{n}.h5"
+def index_path(n: int, clustered: bool = False) -> Path:
+    return CACHE / f"sim_index_{'clustered_' if clustered else ''}{n}.h5"
 
 
-def build_sim_index(n: int) -> Path:
+CENTRES = 2000
+
+
+def _clustered(rng, rows: int, centres: np.ndarray, spread: float = 0.6) -> np.ndarray:
+    # one centre a row for all its spaces: the spaces of a real model embed one shot's content, so they agree
+    pick = np.repeat(rng.integers(0, len(centres), (rows, 1)), SPACES, axis=1)
+    noise = rng.standard_normal((rows, SPACES, SPACE), dtype=np.float32) * (spread / np.sqrt(SPACE))
+    x = centres[pick, np.arange(SPACES)] + noise  # noise of norm ~ spread around unit centres
+    return x / np.linalg.norm(x, axis=2, keepdims=True)
+
+
+def _centres() -> np.ndarray:
+    c = np.random.default_rng(7).standard_normal((CENTRES, SPACES, SPACE), dtype=np.float32)
+    return c / np.linalg.norm(c, axis=2, keepdims=True)
+
+
+def build_sim_index(n: int, clustered: bool = False) -> Path:
     import h5py
 
     from avs.engine.index import FORMAT, FORMAT_VERSION
 
-    path = index_path(n)
+    path = index_path(n, clustered)
     if path.exists():
         return path
+    centres = _centres() if clustered else None
     CACHE.mkdir(exist_ok=True)
     tmp = path.with_suffix(".part")
     rng = np.random.default_rng(0)
@@ -67,18 +90,25 @@ def build_sim_index(n: int) -> Path:
         )
         ds = f.create_dataset("embeddings", shape=(n, DIM), dtype=np.float16)
         for start in range(0, n, 32768):
-            block = rng.standard_normal((min(32768, n - start), SPACES, SPACE), dtype=np.float32)
-            block /= np.linalg.norm(block, axis=2, keepdims=True)
+            rows = min(32768, n - start)
+            if clustered:
+                block = _clustered(rng, rows, centres)
+            else:
+                block = rng.standard_normal((rows, SPACES, SPACE), dtype=np.float32)
+                block /= np.linalg.norm(block, axis=2, keepdims=True)
             ds[start : start + len(block)] = block.reshape(len(block), DIM).astype(np.float16)
     tmp.rename(path)
     print(f"built simulated index {path.name} ({path.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - t:.0f} s")
     return path
 
 
-def queries(q: int) -> np.ndarray:
+def queries(q: int, clustered: bool = False) -> np.ndarray:
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((q, SPACES, SPACE)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=2, keepdims=True)
+    if clustered:
+        x = _clustered(rng, q, _centres())
+    else:
+        x = rng.standard_normal((q, SPACES, SPACE)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=2, keepdims=True)
     return (x / SPACES).reshape(q, DIM)
 
 
@@ -167,6 +197,53 @@ def measure_build(what: str, n: int) -> dict:
     return {"seconds": secs, "rss_gb": peak_rss_gb()}
 
 
+def compare_ann(n: int, q: int) -> None:
+    """Exact search, FAISS IndexFlatIP and avs's approximate search on one clustered index, in one process, one
+    query at a time (the interactive case ANN is for)."""
+    import faiss
+
+    from avs.engine.ann import AnnIndex, build_ann
+    from avs.engine.index import open_index
+    from avs.engine.search import search
+    from avs.engine.shards import merge_hits
+
+    path = build_sim_index(n, clustered=True)
+    idx, qs = open_index(path), queries(q, clustered=True)
+    print(f"ANN: {q} topics x {n:,} shots (SIMULATED clustered index, 8x512 float16), top 1000, one query at a time")
+    search(idx, qs[:1], k=1000)  # warm the page cache
+
+    def timed(fn):
+        t = time.perf_counter()
+        out = [fn(j) for j in range(q)]
+        return out, (time.perf_counter() - t) / q
+
+    exact, t_exact = timed(lambda j: search(idx, qs[j : j + 1], k=1000)[0].shots)
+
+    def recall(found, depth: int = 1000) -> float:
+        return float(np.mean([len(set(exact[j][:depth]) & set(found[j][:depth])) / depth for j in range(q)]))
+
+    def row(name, found, secs):
+        return name, secs, recall(found, 100), recall(found)
+
+    rows = [row("avs exact search", exact, t_exact)]
+    flat = faiss.IndexFlatIP(DIM)
+    for start in range(0, n, 32768):
+        flat.add(np.ascontiguousarray(idx.embeddings[start : start + 32768], dtype=np.float32))
+    found, secs = timed(lambda j: [idx.ids[r] for r in flat.search(qs[j : j + 1], 1000)[1][0]])
+    rows.append(row("FAISS IndexFlatIP (float32 in RAM)", found, secs))
+    flat.reset()  # its float32 copy of the rows is freed before the next measurements
+    t = time.perf_counter()
+    build_ann(path, force=True)
+    print(f"  approximate index: built in {time.perf_counter() - t:.1f} s (IVF{int(np.sqrt(n))},SQfp16)")
+    for nprobe in (4, 16, 64, 256):
+        ann = AnnIndex(idx, nprobe)
+        found, secs = timed(lambda j, ann=ann: merge_hits(ann.search(qs[j : j + 1], 1000, 4000), 1000).shots)
+        rows.append(row(f"avs --ann (nprobe {nprobe}, 4000 cand.)", found, secs))
+    print(f"  {'':<36} {'ms/query':>9} {'speed-up':>9} {'recall@100':>11} {'recall@1000':>12}")
+    for name, secs, r100, r1000 in rows:
+        print(f"  {name:<36} {secs * 1000:9.1f} {t_exact / secs:8.2f}x {r100:11.4f} {r1000:12.4f}")
+
+
 def child(what: str, args) -> dict:
     out = subprocess.run(
         [
@@ -194,11 +271,16 @@ def main() -> None:
     ap.add_argument("--topics", type=int, default=20)
     ap.add_argument("--build-shots", type=int, default=100_000)
     ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--ann", action="store_true", help="Compare exact, FAISS IndexFlatIP and approximate search.")
+    ap.add_argument("--ann-shots", type=int, default=200_000)
     args = ap.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.shots, args.topics, args.build_shots)))
         return
     print(describe())
+    if args.ann:
+        compare_ann(args.ann_shots, args.topics)
+        return
     build_sim_index(args.shots)
     child("read", args)  # warm the page cache, so that the read floor and the search both find the file there
     read, mm = child("read", args), child("matmul", args)

@@ -42,3 +42,17 @@ def index_shards_cmd(shards, out, force) -> None:
 
     path = write_manifest(out, shards, force=force)
     click.echo(f"wrote {path}: {len(shards)} shards")
+
+
+@cli.command("index-ann")
+@click.argument("index_file", type=click.Path(dir_okay=False))
+@click.option("--nlist", type=click.IntRange(min=1), help="Inverted lists (default about sqrt(shots)).")
+@click.option("--force", is_flag=True, help="Overwrite INDEX.faiss.")
+def index_ann_cmd(index_file, nlist, force) -> None:
+    """Build the FAISS index of INDEX (or of every shard of a manifest) for `avs search --ann` / `avs serve --ann`."""
+    from avs.engine.ann import build_ann
+    from avs.engine.shards import open_searchable
+
+    for shard in getattr(open_searchable(index_file), "shards", None) or [index_file]:
+        path = build_ann(getattr(shard, "path", shard), nlist=nlist, force=force)
+        click.echo(f"wrote {path}")

@@ -34,6 +34,11 @@ from avs.cli.options import number_from_option, read_topics_option
     show_default=True,
     help="2023 on: C concept-based, V other (embeddings, as LAFF).",
 )
+@click.option(
+    "--ann",
+    is_flag=True,
+    help="Approximate: FAISS candidates (avs index-ann), scored exactly. Interactive use, not submissions.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def search_cmd(
     topics_file,
@@ -52,6 +57,7 @@ def search_cmd(
     year,
     task,
     algo,
+    ann,
     force,
 ) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
@@ -99,6 +105,7 @@ def search_cmd(
         info=info,
         year=year,
         progress=True,
+        ann=ann,
     )
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")
@@ -113,4 +120,5 @@ def search_cmd(
         f"searched {len(res.topics)} topics in {res.seconds:.1f} s; wrote {out}"
         + (f" and {trec}" if trec else "")
         + (" (SIMULATED demo collection; see `avs demo`)" if demo else "")
+        + (" - APPROXIMATE (--ann): not for a submission" if ann else "")
     )

@@ -12,7 +12,7 @@ import numpy as np
 
 from avs.engine.encode import encode_texts, text_featurizer, weighted_queries
 from avs.engine.search import Hits
-from avs.engine.shards import open_searchable, search_searchable
+from avs.engine.shards import merge_hits, open_searchable, search_searchable
 from avs.errors import InputError
 from avs.formats.runs import Item, Run, RunInfo, TopicResult, whole_seconds
 from avs.formats.shots import shots_to_exclude
@@ -46,6 +46,9 @@ class Searcher:
         word2vec: str | os.PathLike | None = None,
         exclude: str | os.PathLike | None = None,
         device: str = "cpu",
+        ann: bool = False,
+        nprobe: int | None = None,
+        candidates: int | None = None,
     ):
         self.model = load_model(model, device)
         self.index = open_searchable(index)  # an index file, or a manifest of shards
@@ -53,6 +56,13 @@ class Searcher:
         self.featurizer = text_featurizer(self.model, word2vec=word2vec)
         self.excluded_ids = sorted(shots_to_exclude(exclude)) if exclude is not None else []
         self.excluded = len(set(self.excluded_ids) & set(self.index.ids)) if self.excluded_ids else 0
+        self.ann = None
+        if ann:  # approximate candidates (FAISS), scored exactly; for interactive use, never by default
+            from avs.engine.ann import DEFAULT_CANDIDATES, DEFAULT_NPROBE, AnnIndex
+
+            shards = getattr(self.index, "shards", [self.index])
+            self.ann = [AnnIndex(s, nprobe or DEFAULT_NPROBE) for s in shards]
+            self.candidates = candidates or DEFAULT_CANDIDATES
 
     def encode(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
         """(N, S·d) query rows whose dot product with an index row is the model's score for that shot;
@@ -62,6 +72,9 @@ class Searcher:
 
     def rank(self, queries: np.ndarray, k: int = 1000, progress: bool = False) -> list[Hits]:
         """The exact top ``k`` shots of each query row (one scan of the index for all of them)."""
+        if self.ann is not None:
+            per_shard = [a.search(queries, k, self.candidates, self.excluded_ids) for a in self.ann]
+            return [merge_hits([hits[j] for hits in per_shard], k) for j in range(len(queries))]
         return search_searchable(self.index, queries, k=k, exclude=self.excluded_ids, progress=progress)
 
     def query(self, text: str, k: int = 1000) -> Hits:
@@ -130,7 +143,9 @@ def search_topics(
     year: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    ann: bool = False,
 ) -> SearchResult:
-    """One :meth:`Searcher.run`: load ``model`` and ``index``, search every topic of ``topics``."""
-    searcher = Searcher(model, index, word2vec=word2vec, exclude=exclude, device=device)
+    """One :meth:`Searcher.run`: load ``model`` and ``index``, search every topic of ``topics`` (approximately,
+    with ``ann``)."""
+    searcher = Searcher(model, index, word2vec=word2vec, exclude=exclude, device=device, ann=ann)
     return searcher.run(topics, k, info, year, progress)

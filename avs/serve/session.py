@@ -50,6 +50,7 @@ class ServeConfig:
     word2vec: str | os.PathLike | None = None
     device: str = "cpu"
     store: str | os.PathLike | None = None  # checked against the index: the collection it was built from
+    ann: bool = False  # approximate search (FAISS candidates, scored exactly)
 
 
 @dataclass
@@ -83,7 +84,9 @@ class ServeSession:
         for what, path in (("--thumbs", config.thumbs),):
             if path is not None and not Path(path).is_dir():
                 raise InputError(path, f"not a folder ({what})")
-        searcher = Searcher(model, index, word2vec=config.word2vec, exclude=config.exclude, device=config.device)
+        searcher = Searcher(
+            model, index, word2vec=config.word2vec, exclude=config.exclude, device=config.device, ann=config.ann
+        )
         if config.store is not None:
             searcher.index.check_store(config.store)
         ts = read_topics(topics) if topics is not None else None
@@ -116,6 +119,7 @@ class ServeSession:
             "judgments": self.qrels is not None,
             "runs": list(self.runs),
             "thumbnails": self.thumbs is not None,
+            "approximate": self.searcher.ann is not None,
         }
 
     def search(self, query: str, k: int = 100) -> dict:
@@ -215,6 +219,8 @@ class ServeSession:
             raise RequestError("no topic file: the server was started without --topics", not_found=True)
         if fmt not in ("xml", "trec"):
             raise RequestError(f"format {fmt!r}: xml or trec")
+        if self.searcher.ann is not None:
+            raise RequestError("the server searches approximately (--ann): restart it without --ann to export a run")
         if self.simulated:
             from avs.demo.builtin import DEMO_PID
 

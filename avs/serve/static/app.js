@@ -246,7 +246,8 @@ api("/api/info").then((info) => {
   $("info").textContent =
     `${info.model} on ${info.collection} (${info.shots.toLocaleString()} shots)` +
     (info.topic_set ? ` · topics ${info.topic_set}` : "") +
-    (info.judgments ? " · judgments" : "");
+    (info.judgments ? " · judgments" : "") +
+    (info.approximate ? " · APPROXIMATE search (--ann)" : "");
   $("simulated").hidden = !info.simulated;
   if (info.simulated) $("export-pid").value = "SIMULATED-demo";
 });
