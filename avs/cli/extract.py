@@ -7,7 +7,7 @@ import sys
 import click
 
 from avs.cli.group import cli
-from avs.cli.options import device_option
+from avs.cli.options import device_option, executor_options, make_executor
 
 
 @cli.command("extract")
@@ -27,13 +27,15 @@ from avs.cli.options import device_option
 @click.option("--feature", default="clip", show_default=True, help="Feature name in the store.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @device_option
+@executor_options
 @click.option("--force", is_flag=True, help="Overwrite --out (and restart an extraction of other settings).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def extract_cmd(videos, out, force, quiet, **options) -> None:
+def extract_cmd(videos, out, force, quiet, executor, workers, ray_address, **options) -> None:
     """Extract VIDEOS (files, folders, or .txt lists of paths) into a store; exit 1 if any video was skipped."""
     from avs.extract.pipeline import ExtractConfig, extract, summary
 
-    result = extract(videos, out, ExtractConfig(**options), force=force, progress=not quiet)
+    ex = make_executor(executor, workers, ray_address)
+    result = extract(videos, out, ExtractConfig(**options), force=force, progress=not quiet, executor=ex)
     for line in summary(result):
         click.echo(line, err=line.startswith(" ") or line.startswith("skipped"))
     if result.skipped:

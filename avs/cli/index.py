@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from avs.cli.group import cli
-from avs.cli.options import device_option
+from avs.cli.options import device_option, executor_options, make_executor
 
 
 @cli.command("index")
@@ -19,16 +19,20 @@ from avs.cli.options import device_option
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=2048, show_default=True)
 @device_option
+@executor_options
 @click.option("--force", is_flag=True, help="Overwrite OUT.")
-def index_cmd(model_dir, collection, out, shards, batch_size, device, force) -> None:
+def index_cmd(model_dir, collection, out, shards, batch_size, device, executor, workers, ray_address, force) -> None:
     """Encode every shot of COLLECTION once into the model's joint spaces (resumes an interrupted build)."""
     from avs.engine.index import build_index
     from avs.engine.shards import build_sharded_index
 
+    ex = make_executor(executor, workers, ray_address)
     if shards is None:
+        if ex is not None:
+            raise click.UsageError("--executor builds shards: give --shards N")
         path = build_index(model_dir, collection, out, batch_size=batch_size, device=device, force=force)
     else:
-        path = build_sharded_index(model_dir, collection, out, shards, batch_size, device, force)
+        path = build_sharded_index(model_dir, collection, out, shards, batch_size, device, force, executor=ex)
     click.echo(f"wrote {path}")
 
 

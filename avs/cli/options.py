@@ -56,3 +56,25 @@ DATA_HELP = "ROOT/COLLECTION in RUC's layout (TextData, VideoSets, FeatureData);
 def data_option(flag: str, dest: str, help: str):
     """A required caption-collection folder (ROOT/COLLECTION in RUC's layout)."""
     return click.option(flag, dest, required=True, type=click.Path(file_okay=False), help=help)
+
+
+def executor_options(fn):
+    """--executor local|ray, --workers N, --ray-address ADDR: the pieces of work (videos, shards) spread over
+    worker processes or a Ray cluster; without --executor everything runs in this process."""
+    fn = click.option("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster).")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one a core).")(fn)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        help="Spread the work over worker processes (local) or a Ray cluster (ray, avs[ray]).",
+    )(fn)
+
+
+def make_executor(executor: str | None, workers: int | None, ray_address: str | None):
+    if executor is None:
+        if ray_address is not None or workers is not None:
+            raise click.UsageError("--workers and --ray-address go with --executor")
+        return None
+    from avs.engine.executor import Executor
+
+    return Executor(executor, workers=workers, address=ray_address)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from avs.cli.group import cli
-from avs.cli.options import number_from_option, read_topics_option
+from avs.cli.options import executor_options, make_executor, number_from_option, read_topics_option
 
 
 @cli.command("search")
@@ -39,6 +39,7 @@ from avs.cli.options import number_from_option, read_topics_option
     is_flag=True,
     help="Approximate: FAISS candidates (avs index-ann), scored exactly. Interactive use, not submissions.",
 )
+@executor_options
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def search_cmd(
     topics_file,
@@ -58,6 +59,9 @@ def search_cmd(
     task,
     algo,
     ann,
+    executor,
+    workers,
+    ray_address,
     force,
 ) -> None:
     """Rank the collection for every topic and write a submission-ready run."""
@@ -106,6 +110,7 @@ def search_cmd(
         year=year,
         progress=True,
         ann=ann,
+        executor=make_executor(executor, workers, ray_address),
     )
     if res.run.year is None:
         raise click.UsageError("the topic file does not say its year: give --year")

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from avs.engine.encode import encode_texts, text_featurizer, weighted_queries
+from avs.engine.executor import Executor
 from avs.engine.search import Hits
 from avs.engine.shards import merge_hits, open_searchable, search_searchable
 from avs.errors import InputError
@@ -49,6 +50,7 @@ class Searcher:
         ann: bool = False,
         nprobe: int | None = None,
         candidates: int | None = None,
+        executor: Executor | None = None,
     ):
         self.model = load_model(model, device)
         self.index = open_searchable(index)  # an index file, or a manifest of shards
@@ -56,6 +58,7 @@ class Searcher:
         self.featurizer = text_featurizer(self.model, word2vec=word2vec)
         self.excluded_ids = sorted(shots_to_exclude(exclude)) if exclude is not None else []
         self.excluded = len(set(self.excluded_ids) & set(self.index.ids)) if self.excluded_ids else 0
+        self.executor = executor  # where the shards of a sharded index are searched (default: here)
         self.ann = None
         if ann:  # approximate candidates (FAISS), scored exactly; for interactive use, never by default
             from avs.engine.ann import DEFAULT_CANDIDATES, DEFAULT_NPROBE, AnnIndex
@@ -75,7 +78,9 @@ class Searcher:
         if self.ann is not None:
             per_shard = [a.search(queries, k, self.candidates, self.excluded_ids) for a in self.ann]
             return [merge_hits([hits[j] for hits in per_shard], k) for j in range(len(queries))]
-        return search_searchable(self.index, queries, k=k, exclude=self.excluded_ids, progress=progress)
+        return search_searchable(
+            self.index, queries, k=k, exclude=self.excluded_ids, progress=progress, executor=self.executor
+        )
 
     def query(self, text: str, k: int = 1000) -> Hits:
         """The top ``k`` shots for one free-text query."""
@@ -144,8 +149,9 @@ def search_topics(
     device: str = "cpu",
     progress: bool = False,
     ann: bool = False,
+    executor: Executor | None = None,
 ) -> SearchResult:
     """One :meth:`Searcher.run`: load ``model`` and ``index``, search every topic of ``topics`` (approximately,
     with ``ann``)."""
-    searcher = Searcher(model, index, word2vec=word2vec, exclude=exclude, device=device, ann=ann)
+    searcher = Searcher(model, index, word2vec=word2vec, exclude=exclude, device=device, ann=ann, executor=executor)
     return searcher.run(topics, k, info, year, progress)

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from avs.engine.executor import Executor
 from avs.engine.index import Index, build_index, open_index
 from avs.engine.search import Hits, search
 from avs.errors import InputError, first_few, first_line
@@ -160,6 +161,7 @@ def build_sharded_index(
     device: str = "cpu",
     force: bool = False,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> Path:
     """Split the store ``collection`` into ``shards`` row ranges, index each into its own file beside ``out``
     (``OUT.shard<i>of<n>.h5``) and write ``out`` as their manifest. A shard already built by an earlier,
@@ -167,7 +169,8 @@ def build_sharded_index(
 
     Shards start at multiples of ``batch_size``, so every shard encodes the very batches one index of the whole
     store would: a model's float32 arithmetic depends, in its last bits, on how many rows a batch has, and the
-    rows (hence the rankings) are then the same to the bit."""
+    rows (hence the rankings) are then the same to the bit. With an ``executor`` the shards are built in its
+    workers (``model`` then a model directory)."""
     out = check_writable(out, force)
     with open_store(collection) as st:
         total = len(st)
@@ -179,12 +182,30 @@ def build_sharded_index(
             "shard; --batch-size sets it)",
         )
     paths = shard_paths(out, shards)
+    todo = []
     for path, rows in zip(paths, shard_rows(total, shards, batch_size)):
         if path.exists() and not force:
             open_index(path)  # a shard a previous run finished: kept, if it is whole
             continue
-        build_index(model, collection, path, batch_size, device, force, progress, rows=rows)
+        todo.append((model, collection, path, rows, batch_size, device, force))
+    if executor is None:
+        for model_, collection_, path, rows, *rest in todo:
+            build_index(model_, collection_, path, *rest[:3], progress, rows=rows)
+    else:
+        if isinstance(model, LoadedModel):
+            model = model.path
+        executor.map(_build_shard, [(model, *task[1:]) for task in todo])
     return write_manifest(out, paths, force=force)
+
+
+def _build_shard(_, task) -> Path:
+    model, collection, path, rows, batch_size, device, force = task
+    return build_index(model, collection, path, batch_size, device, force, progress=False, rows=rows)
+
+
+def _search_shard(_, task) -> list[Hits]:
+    path, queries, k, exclude = task
+    return search(open_index(path), queries, k=k, exclude=exclude)
 
 
 def merge_hits(per_shard: Sequence[Hits], k: int) -> Hits:
@@ -202,9 +223,15 @@ def search_searchable(
     k: int = 1000,
     exclude: Sequence[str] = (),
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> list[Hits]:
-    """:func:`avs.engine.search.search` of an index, or of every shard of a sharded one, merged."""
+    """:func:`avs.engine.search.search` of an index, or of every shard of a sharded one (in ``executor``'s
+    workers when given), merged."""
     if isinstance(index, Index):
         return search(index, queries, k=k, exclude=exclude, progress=progress)
-    per_shard = [search(s, queries, k=k, exclude=exclude, progress=progress) for s in index.shards]
+    if executor is not None:
+        tasks = [(s.path, queries, k, list(exclude)) for s in index.shards]
+        per_shard = executor.map(_search_shard, tasks)
+    else:
+        per_shard = [search(s, queries, k=k, exclude=exclude, progress=progress) for s in index.shards]
     return [merge_hits([hits[j] for hits in per_shard], k) for j in range(len(queries))]

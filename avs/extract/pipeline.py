@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from avs.engine.encode import encode_batch
+from avs.engine.executor import Executor
 from avs.errors import InputError
 from avs.extract.shots import (
     MSB_TOLERANCE_FRAMES,
@@ -216,6 +217,47 @@ def _thumbnail(image: np.ndarray, path: Path) -> None:
         thumb.save(f, format="JPEG", quality=85)
 
 
+def _detector(config: ExtractConfig):
+    """The shot detector ``config`` asks for, loaded (None for master shot files)."""
+    if config.method == "transnetv2":
+        return TransNetV2Detector(config.device)
+    return ContentShotDetector() if config.method == "content" else None
+
+
+def _finish(work: Path, done: _Done, by_frame: dict[int, np.ndarray], config: ExtractConfig) -> None:
+    """Keep one video's result: per shot its middle frame's embedding, then its spread frames'."""
+    emb = np.stack([np.stack([by_frame[i] for i in w]) for w in done.wanted])
+    _keep(work / f"{done.video.stem}.npz", done.shots, emb)
+    if config.msb_out is not None:
+        write_msb(Path(config.msb_out) / f"{done.video.stem}.tsv", done.shots, force=True)
+
+
+def _worker_state(config: ExtractConfig):
+    """What a worker of an executor loads once: the CLIP tower and the shot detector."""
+    return config, load_encoder(config), _detector(config)
+
+
+def _extract_video(state, task: tuple[Path, Path]) -> Skipped | int:
+    """One video, whole, in an executor's worker: decoded, encoded in the same fixed batches as in-process, kept
+    in the work folder. The frames encoded, or why it was skipped."""
+    config, encoder, detector = state
+    video, work = task
+    by_frame: dict[int, np.ndarray] = {}
+
+    def send(frames: list[int], images: list[torch.Tensor], last: bool) -> bool:
+        if not (last or len(frames) >= config.batch_size):
+            return False
+        by_frame.update(zip(frames, encode_batch(encoder, (torch.stack(images),), config.device).numpy()))
+        return True
+
+    try:
+        done = _decode(video, config, detector, encoder.config.image_size, send)
+    except InputError as e:
+        return Skipped(video.stem, str(e))
+    _finish(work, done, by_frame, config)
+    return len(by_frame)
+
+
 def _decoded_ahead(
     videos: Sequence[Path], config: ExtractConfig, image_size: int
 ) -> Iterator[_Frames | _Done | Skipped]:
@@ -226,11 +268,7 @@ def _decoded_ahead(
 
     def work() -> None:
         try:
-            detector = None
-            if config.method == "transnetv2":
-                detector = TransNetV2Detector(config.device)
-            elif config.method == "content":
-                detector = ContentShotDetector()
+            detector = _detector(config)
             for v in videos:
                 if stop.is_set():
                     return
@@ -273,8 +311,10 @@ def extract(
     config: ExtractConfig,
     force: bool = False,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> ExtractResult:
-    """Extract every video of ``inputs`` (see :func:`list_videos`) into the store ``out``."""
+    """Extract every video of ``inputs`` (see :func:`list_videos`) into the store ``out``; with ``executor``, one
+    video a piece of work in its workers (each loads the checkpoint once), merged here by one writer."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -298,7 +338,14 @@ def extract(
         disable=None if progress else True,
     ) as bar:
         encoded: dict[str, dict[int, np.ndarray]] = {}  # per video in hand: frame -> its embedding
-        for item in _decoded_ahead(todo, config, encoder.config.image_size):
+        if executor is not None:  # one video a piece of work; the results land in the work folder as they come
+            results = executor.map(_extract_video, [(v, work) for v in todo], _worker_state, (config,))
+            skipped += [r for r in results if isinstance(r, Skipped)]
+            frames_encoded += sum(r for r in results if isinstance(r, int))
+            done.update(v.stem for v, r in zip(todo, results) if not isinstance(r, Skipped))
+            bar.update(len(todo))
+            todo = []
+        for item in _decoded_ahead(todo, config, encoder.config.image_size) if todo else ():
             if isinstance(item, _Frames):
                 emb = encode_batch(encoder, (item.images,), config.device).numpy()
                 encoded.setdefault(item.video, {}).update(zip(item.frames, emb))
@@ -308,11 +355,7 @@ def extract(
                 encoded.pop(item.video, None)
                 skipped.append(item)
             else:
-                by_frame = encoded.pop(item.video.stem)
-                emb = np.stack([np.stack([by_frame[i] for i in w]) for w in item.wanted])
-                _keep(work / f"{item.video.stem}.npz", item.shots, emb)
-                if config.msb_out is not None:
-                    write_msb(Path(config.msb_out) / f"{item.video.stem}.tsv", item.shots, force=True)
+                _finish(work, item, encoded.pop(item.video.stem), config)
                 done.add(item.video.stem)
             bar.update(1)
     stems = sorted((v.stem for v in videos if v.stem in done), key=natural_key)
