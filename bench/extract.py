@@ -18,6 +18,7 @@ encoder can start, a wait that a few long videos make look larger than it is ove
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--arch", default="ViT-B-32")
     ap.add_argument("--frames-per-shot", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--executor", choices=["local", "ray"], help="Also time the pipeline spread over this executor.")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     print(describe())
@@ -160,6 +162,17 @@ def main() -> None:
             f"\npipeline / slowest stage alone ({slowest}): {stage[slowest] / whole:.2f}x "
             f"(sum of the stages: {sum(stage.values()):.2f} s; {result.shots} shots, {len(images)} keyframes)"
         )
+        if args.executor:
+            from avs.engine.executor import Executor
+
+            t = time.perf_counter()
+            spread = extract(videos, tmp / "spread.h5", cfg, progress=False, executor=Executor(args.executor))
+            secs = time.perf_counter() - t
+            assert spread.videos == args.videos
+            print(
+                f"--executor {args.executor} ({os.cpu_count()} workers, 1 torch thread each; start-up included): "
+                f"{secs:.2f} s, {frames / secs:.1f} frames/s, {whole / secs:.2f}x the in-process pipeline"
+            )
 
 
 if __name__ == "__main__":
