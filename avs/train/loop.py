@@ -36,6 +36,7 @@ from avs.formats.fileio import atomic_dir, atomic_open
 from avs.models import ModelConfig, TextVideoModel, check_video_features, load_config, load_model
 from avs.models.io import write_model_files
 from avs.train.config import TrainConfig
+from avs.train.optim import RMSprop
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,7 @@ class _State:
             self.model.gru.init_embeddings(setup.vocabs[gru_name], setup.w2v)
         self.model.to(recipe.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.RMSprop(self.params, lr=recipe.lr)
+        self.optimizer = RMSprop(self.params, lr=recipe.lr)  # torch's arithmetic, without its allocations
         self.step_lr = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.99)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="max", factor=0.5, patience=2)
         self.shuffle = torch.Generator().manual_seed(recipe.seed)
