@@ -14,6 +14,11 @@ the outputs are the same bytes are printed side by side, then ``avs run validate
 Files are cached in ``bench/.cache/eval_scale``.
 
     python bench/eval_infap.py --scale 10000000 --perl-script /path/to/sample_eval.pl
+
+``--single TIMES`` evaluates one real-sized run as a user does, each evaluator started afresh every time
+(interpreter start-up and imports included), alternating them; medians.
+
+    python bench/eval_infap.py --single 7 --perl-script /path/to/sample_eval.pl
 """
 
 from __future__ import annotations
@@ -59,10 +64,18 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--perl-script", help="path to NIST's sample_eval.pl, to time it on the same runs")
     ap.add_argument("--scale", type=int, metavar="LINES", help="measure two runs of LINES lines instead")
+    ap.add_argument(
+        "--single",
+        type=int,
+        metavar="TIMES",
+        help="time one real-sized run (tv21's run1_mixed, 20,000 lines) TIMES times, each evaluator started afresh",
+    )
     args = ap.parse_args()
     print(describe())
     if args.scale:
         return scale(args.scale, args.perl_script)
+    if args.single:
+        return single(args.single, args.perl_script)
     with tempfile.TemporaryDirectory() as tmp:
         qrels = Qrels.read(QRELS)
         runs = make_runs(qrels, args.runs, Path(tmp))
@@ -91,6 +104,33 @@ def main() -> None:
                 f"sample_eval.pl: {t_perl:.2f} s for the same {args.runs} runs (one process per run); "
                 f"ratio perl/python = {t_perl / t_total:.1f}x; identical outputs: {same}/{args.runs}"
             )
+
+
+def single(times: int, perl_script: str | None) -> None:
+    """One run evaluated as a user does, a fresh process each time (start-up included), alternating the two
+    evaluators; medians."""
+    run = Path(__file__).parent.parent / "tests" / "data" / "sample_eval" / "run1_mixed.txt.gz"
+    with tempfile.TemporaryDirectory() as tmp:
+        plain_run = Path(tmp) / "run"
+        plain_run.write_bytes(gzip.decompress(run.read_bytes()))
+        plain = _plain_qrels(tmp)
+        cmds = {"python -m trec_eval_compat": [sys.executable, "-m", "trec_eval_compat", "-q", plain, str(plain_run)]}
+        if perl_script and shutil.which("perl"):
+            cmds["perl sample_eval.pl"] = ["perl", perl_script, "-q", plain, str(plain_run)]
+        results: dict[str, list] = {name: [] for name in cmds}
+        for _ in range(times):
+            for name, cmd in cmds.items():
+                results[name].append(measure(cmd))
+    print(f"one run of 20,000 lines against tv21 (124,431 judgments), {times} times each, fresh processes:")
+    medians = {}
+    for name, rs in results.items():
+        secs = sorted(r[0] for r in rs)[len(rs) // 2]
+        medians[name] = secs
+        print(f"  {name:<28} median {secs:.3f} s   peak RSS {max(r[1] for r in rs):.3f} GB")
+    outs = {name: rs[0][2] for name, rs in results.items()}
+    if len(outs) == 2:
+        a, b = medians.values()
+        print(f"  ratio python/perl = {a / b:.2f}; same bytes: {len(set(outs.values())) == 1}")
 
 
 def measure(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, bytes]:

@@ -69,6 +69,7 @@ TORCH_AT_MODULE_LEVEL = frozenset(
         "avs.eval.retrieval",
         # training is torch
         "avs.train.loop",
+        "avs.train.optim",
         # extraction stacks preprocessed frames into tensors for the CLIP image tower
         "avs.extract.pipeline",
     }

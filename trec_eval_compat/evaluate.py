@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
-from .io import Qrel, RunColumns, RunLine, looks_like_xml, read_qrels, read_run_columns
+from .io import RunColumns, RunLine, iter_qrels, looks_like_xml, read_run_columns
 from .qrels import TopicQrels, build_qrels
 from .xinfap import (
     AVS_CUTOFFS,
@@ -30,6 +31,9 @@ from .xinfap import (
 
 RECALL_LABELS = tuple(f"iprec@rec{x:4.2f}" for x in RECALL_POINTS)
 CUTOFF_SETS = {"avs": AVS_CUTOFFS, "2012": CUTOFFS_2012}
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_cutoffs(spec: str) -> tuple[int, ...]:
@@ -52,10 +56,14 @@ def per_topic_measures(cutoffs: tuple[int, ...]) -> list[str]:
 
 @dataclass
 class Evaluation:
-    """Result of one run: ``per_topic`` (index = topic id, one column per measure) and ``aggregate``
-    (sample_eval.pl's ``all`` values, keyed by the printed measure names)."""
+    """Result of one run: ``topic_rows`` (topic id -> its measures, in ``columns`` order, topics in numeric
+    order), also as the DataFrame ``per_topic`` (index = topic id, one column per measure), and ``aggregate``
+    (sample_eval.pl's ``all`` values, keyed by the printed measure names).
 
-    per_topic: pd.DataFrame
+    ``per_topic`` is built on first use: the command-line evaluator prints from ``topic_rows`` and never imports
+    pandas, which alone takes longer to import than sample_eval.pl takes to score a run."""
+
+    topic_rows: dict[str, list[float]]
     aggregate: dict[str, float]
     mode: str = "compat"
     missing_topics: list[str] = field(default_factory=list)  # qrels topics absent from the run
@@ -63,11 +71,27 @@ class Evaluation:
     run_name: str | None = None
     cutoffs: tuple[int, ...] = AVS_CUTOFFS  # the iP ranks, as sample_eval prints them
 
+    @property
+    def columns(self) -> list[str]:
+        return per_topic_measures(self.cutoffs)
+
+    @cached_property
+    def per_topic(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        df = pd.DataFrame(
+            list(self.topic_rows.values()),
+            index=pd.Index(list(self.topic_rows), name="topic"),
+            columns=self.columns,
+        )
+        df["num_ret"] = df["num_ret"].astype(int)
+        return df
+
 
 class Qrels:
     """Qrels prepared for repeated evaluation (per-topic statistics and ideal DCG computed once)."""
 
-    def __init__(self, rows: list[Qrel], path: str | None = None):
+    def __init__(self, rows: Iterable[tuple[str, str, str, int]], path: str | None = None):
         self.path = path
         self.topics: dict[str, TopicQrels] = build_qrels(rows)
         self._idcg: dict[str, float] = {}
@@ -79,7 +103,7 @@ class Qrels:
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Qrels":
-        return cls(read_qrels(path), os.fspath(path))
+        return cls(iter_qrels(path), os.fspath(path))
 
 
 def load_run(path: str | os.PathLike, prefix: str = "1") -> RunColumns:
@@ -194,24 +218,18 @@ def evaluate(
         ranked, n_lines = grouped[t]
         results[t] = evaluate_topic(qrels.topics[t], ranked, n_lines, qrels.idcg(t), cutoffs)
     missing = sorted((t for t in qrels.topics if t not in grouped), key=_numeric_key)
-    columns = per_topic_measures(cutoffs)
-    n_ip = len(columns) - 5
-    per_topic = pd.DataFrame(
-        [
-            [r.infAP, r.infNDCG, *dict(zip(cutoffs, r.iP)).values(), r.inum_rel_ret, r.inum_rel, r.num_ret]
-            for r in results.values()
-        ],
-        index=pd.Index(list(results), name="topic"),
-        columns=columns,
-    )
+    n_ip = len(per_topic_measures(cutoffs)) - 5
+    rows = {
+        t: [r.infAP, r.infNDCG, *dict(zip(cutoffs, r.iP)).values(), r.inum_rel_ret, r.inum_rel, r.num_ret]
+        for t, r in results.items()
+    }
     if strict:
         for t in missing:
-            per_topic.loc[t] = [0.0, 0.0, *[0.0] * n_ip, 0.0, qrels.topics[t].num_rel, 0]
-        per_topic = per_topic.loc[sorted(per_topic.index, key=_numeric_key)]
-    per_topic["num_ret"] = per_topic["num_ret"].astype(int)
+            rows[t] = [0.0, 0.0, *[0.0] * n_ip, 0.0, qrels.topics[t].num_rel, 0]
+        rows = {t: rows[t] for t in sorted(rows, key=_numeric_key)}
     return Evaluation(
-        per_topic,
-        _aggregate(qrels, results, len(per_topic), cutoffs),
+        rows,
+        _aggregate(qrels, results, len(rows), cutoffs),
         "strict" if strict else "compat",
         missing,
         ignored,
@@ -251,14 +269,15 @@ def format_sample_eval(ev: Evaluation, per_query: bool = False) -> str:
     """The exact text sample_eval.pl prints (``-q`` adds the per-topic lines)."""
     out = []
     if per_query:
-        for t, row in ev.per_topic.iterrows():
-            out.append(f"infAP\t\t{t}\t\t{row.infAP:6.4f}\n")
-            out.append(f"infNDCG\t\t{t}\t\t{row.infNDCG:6.4f}\n")
+        for t, values in ev.topic_rows.items():
+            row = dict(zip(ev.columns, values))
+            out.append(f"infAP\t\t{t}\t\t{row['infAP']:6.4f}\n")
+            out.append(f"infNDCG\t\t{t}\t\t{row['infNDCG']:6.4f}\n")
             for k in ev.cutoffs:
                 out.append(f"iP{k}\t\t{t}\t\t{row[f'iP{k}']:6.4f}\n")
-            out.append(f"inum_rel_ret\t{t}\t{row.inum_rel_ret:14.4f}\n")
-            out.append(f"inum_rel\t{t}\t{row.inum_rel:14.4f}\n")
-            out.append(f"num_ret\t\t{t}\t{int(row.num_ret):9d}\n")
+            out.append(f"inum_rel_ret\t{t}\t{row['inum_rel_ret']:14.4f}\n")
+            out.append(f"inum_rel\t{t}\t{row['inum_rel']:14.4f}\n")
+            out.append(f"num_ret\t\t{t}\t{int(row['num_ret']):9d}\n")
     a = ev.aggregate
     out.append(f"infAP\t\tall\t\t{a['infAP']:6.4f}\n")
     out.append(f"infNDCG\t\tall\t\t{a['infNDCG']:6.4f}\n")

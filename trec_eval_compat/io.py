@@ -167,42 +167,64 @@ def _int(tok: str, path, n: int, what: str) -> int:
 def read_qrels(path: str | os.PathLike) -> list[Qrel]:
     """Read qrels: NIST's 5 columns ``topic iter shot stratum judgment`` or trec_eval's 4 columns
     ``topic iter shot judgment`` (one stratum, named ``1``). All lines must have the same width."""
-    out: list[Qrel] = []
+    return [Qrel(*row) for row in iter_qrels(path)]
+
+
+def iter_qrels(path: str | os.PathLike) -> Iterator[tuple[str, str, str, int]]:
+    """:func:`read_qrels`'s rows as plain ``(topic, shot, stratum, judgment)`` tuples, as they are read (the
+    evaluator groups them as they come: no list of 100,000 named tuples in between)."""
     width = None
-    for n, toks in iter_lines(path):
-        if width is None:
-            if len(toks) not in (4, 5):
-                raise InputError(
-                    path,
-                    f"expected 5 columns (topic iter shot stratum judgment) or 4 "
-                    f"(topic iter shot judgment), found {len(toks)}",
-                    line=n,
-                )
-            width = len(toks)
-        elif len(toks) != width:
-            raise InputError(path, f"expected {width} columns like line 1, found {len(toks)}", line=n)
-        judgment = _int(toks[-1], path, n, "judgment")
-        if judgment < -1:
-            raise InputError(
-                path, f"unknown judgment {judgment} (use -1 unsampled, 0 non-relevant, >0 relevant)", line=n
-            )
-        if judgment > 0 and toks[-1] != str(judgment):
-            raise InputError(
-                path,
-                f"judgment {toks[-1]!r}: write it {judgment} (sample_eval.pl keys grades "
-                f"by their spelling, so {toks[-1]!r} would be another grade)",
-                line=n,
-            )
-        if _PERL_INF_NAN.match(toks[0]):
-            raise InputError(
-                path,
-                f"topic id {toks[0]!r} reads as Inf or NaN in sample_eval.pl's numeric topic order: not a topic id",
-                line=n,
-            )
-        out.append(Qrel(toks[0], toks[2], toks[3] if width == 5 else "1", judgment))
-    if not out:
+    # a file has a handful of distinct judgment spellings and topic ids: each is checked once, not once a line
+    judgments: dict[str, int] = {}
+    topics: set[str] = set()
+    for first, block in iter_blocks(path):
+        for n, line in enumerate(_decode(block, first, path).split("\n"), first):
+            toks = line.split()
+            if len(toks) != width:
+                if not toks:
+                    continue
+                if width is not None:
+                    raise InputError(path, f"expected {width} columns like line 1, found {len(toks)}", line=n)
+                if len(toks) not in (4, 5):
+                    raise InputError(
+                        path,
+                        f"expected 5 columns (topic iter shot stratum judgment) or 4 "
+                        f"(topic iter shot judgment), found {len(toks)}",
+                        line=n,
+                    )
+                width = len(toks)
+            judgment = judgments.get(toks[-1])
+            if judgment is None:
+                judgment = judgments[toks[-1]] = _judgment(toks[-1], path, n)
+            if toks[0] not in topics:
+                _check_topic(toks[0], path, n)
+                topics.add(toks[0])
+            yield toks[0], toks[2], toks[3] if width == 5 else "1", judgment
+    if width is None:
         raise InputError(path, "no qrels (empty file)")
-    return out
+
+
+def _judgment(tok: str, path, n: int) -> int:
+    judgment = _int(tok, path, n, "judgment")
+    if judgment < -1:
+        raise InputError(path, f"unknown judgment {judgment} (use -1 unsampled, 0 non-relevant, >0 relevant)", line=n)
+    if judgment > 0 and tok != str(judgment):
+        raise InputError(
+            path,
+            f"judgment {tok!r}: write it {judgment} (sample_eval.pl keys grades "
+            f"by their spelling, so {tok!r} would be another grade)",
+            line=n,
+        )
+    return judgment
+
+
+def _check_topic(topic: str, path, n: int) -> None:
+    if _PERL_INF_NAN.match(topic):
+        raise InputError(
+            path,
+            f"topic id {topic!r} reads as Inf or NaN in sample_eval.pl's numeric topic order: not a topic id",
+            line=n,
+        )
 
 
 def _checked_run_lines(lines: Iterable[tuple[int, list[str]]], path) -> Iterator[tuple[int, list[str], float]]:

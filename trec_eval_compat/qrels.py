@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from .io import Qrel
+from typing import Iterable
 
 
 @dataclass
@@ -44,19 +43,21 @@ class TopicQrels:
         return out
 
 
-def build_qrels(rows: list[Qrel]) -> dict[str, TopicQrels]:
-    """Group qrels rows by topic (topic ids are compared as exact strings, as sample_eval.pl does)."""
+def build_qrels(rows: Iterable[tuple[str, str, str, int]]) -> dict[str, TopicQrels]:
+    """Group qrels rows (``Qrel`` or plain ``(topic, shot, stratum, judgment)`` tuples) by topic; topic ids are
+    compared as exact strings, as sample_eval.pl does."""
     out: dict[str, TopicQrels] = {}
-    for q in rows:
-        t = out.get(q.topic)
+    for topic, shot, stratum, judgment in rows:
+        t = out.get(topic)
         if t is None:
-            t = out[q.topic] = TopicQrels(q.topic)
-        t.shots[q.shot] = (q.stratum, q.judgment)
-        t.pooled[q.stratum] = t.pooled.get(q.stratum, 0) + 1
-        if q.judgment >= 0:
-            t.sampled[q.stratum] = t.sampled.get(q.stratum, 0) + 1
-        if q.judgment > 0:
-            t.relevant[q.stratum] = t.relevant.get(q.stratum, 0) + 1
-            per = t.grades.setdefault(q.stratum, {})
-            per[q.judgment] = per.get(q.judgment, 0) + 1
+            t = out[topic] = TopicQrels(topic)
+        t.shots[shot] = (stratum, judgment)
+        pooled = t.pooled
+        pooled[stratum] = pooled.get(stratum, 0) + 1
+        if judgment >= 0:
+            t.sampled[stratum] = t.sampled.get(stratum, 0) + 1
+            if judgment > 0:
+                t.relevant[stratum] = t.relevant.get(stratum, 0) + 1
+                per = t.grades.setdefault(stratum, {})
+                per[judgment] = per.get(judgment, 0) + 1
     return out
