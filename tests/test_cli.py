@@ -79,3 +79,15 @@ def test_json_has_no_nan(run_cli, tmp_path):
     p.write_text("9001 something\n")
     data = json.loads(run_cli("topics", "show", p, "--format", "json").stdout)
     assert data[0]["object"] is None
+
+
+def test_the_cli_imports_only_what_a_command_uses():
+    """Starting `avs` (or `python -m trec_eval_compat`) pulls in neither torch nor pandas: each command imports
+    what it needs when it runs."""
+    import subprocess
+    import sys
+
+    for module in ("avs.cli", "trec_eval_compat.__main__"):
+        code = f"import sys, {module}; print(sorted(m for m in ('torch', 'pandas', 'h5py') if m in sys.modules))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]", (module, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import click
-import pandas as pd
 
 from avs.cli.group import cli
 from avs.cli.render import FORMATS, emit
@@ -137,6 +136,8 @@ def import_visione(files, feature, **opts) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def info(store: str, fmt: str) -> None:
     """Ids, features, dims, dtypes and size of STORE."""
+    import pandas as pd
+
     from avs.formats.store import info as run
 
     d = run(store)

@@ -10,13 +10,14 @@ import click
 from avs.cli.group import cli
 from avs.cli.options import DATA_HELP, device_option, echo_written, force_files_option, out_folder_option
 from avs.cli.render import emit
-from avs.eval import infap as E
 
 
 def _cutoffs(ctx, param, spec: str) -> tuple[int, ...]:
+    from trec_eval_compat.evaluate import InputError, parse_cutoffs
+
     try:
-        return E.parse_cutoffs(spec)
-    except E.InputError as e:
+        return parse_cutoffs(spec)
+    except InputError as e:
         raise click.BadParameter(e.problem) from None
 
 
@@ -58,6 +59,8 @@ def eval_group() -> None:
 )
 def infap(runs, qrels, per_query, fmt, labels, strict, topic_prefix, cutoffs) -> None:
     """Evaluate RUNS (TREC 6-column or NIST XML) with NIST's extended inferred AP."""
+    from avs.eval import infap as E
+
     if fmt == "sample_eval" and len(runs) != 1:
         raise click.UsageError("--format sample_eval takes exactly one run")
     simulated = qrels is None

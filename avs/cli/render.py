@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported by what builds the tables: a command that prints none never pays for it
+    import pandas as pd
 
 FORMATS = ("table", "tsv", "csv", "json")
 
 
-def render(df: pd.DataFrame, fmt: str) -> str:
+def render(df: "pd.DataFrame", fmt: str) -> str:
     if fmt == "tsv":
         return df.to_csv(sep="\t", index=False)
     if fmt == "csv":
@@ -23,6 +26,8 @@ def render(df: pd.DataFrame, fmt: str) -> str:
 
 def _for_terminal(df: pd.DataFrame) -> pd.DataFrame:
     """Floats to four decimals (as NIST prints them), missing values blank."""
+    import pandas as pd
+
     out = df.copy()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):

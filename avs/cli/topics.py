@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import click
-import pandas as pd
 
 from avs.cli.group import cli
 from avs.cli.options import number_from_option, read_topics_option
@@ -44,6 +43,8 @@ _strip_zeros = click.option(
 @_strip_zeros
 def show(file: str, fmt: str, labels: str | None, number_from, strip_zeros) -> None:
     """Print the topics of FILE with their object/person/action/location labels."""
+    import pandas as pd
+
     ts = T.read_topics(file, labels=labels or True, number_from=number_from, strip_zeros=strip_zeros)
     df = T.topics_frame(ts)
     if fmt == "table":
