@@ -162,7 +162,8 @@ class ServeSession:
         runs = [self._run(a), self._run(b)]
         self._topic(num)
         lists = [[i.shot for i in (r.topics.get(num) or TopicResult([])).items] for r in runs]
-        only = [[s for s in lists[0] if s not in set(lists[1])], [s for s in lists[1] if s not in set(lists[0])]]
+        found = [set(lists[0]), set(lists[1])]
+        only = [[s for s in lists[0] if s not in found[1]], [s for s in lists[1] if s not in found[0]]]
         judged = self._judgments(num)
         sides = []
         for name, shots, alone in zip((a, b), lists, only):
@@ -178,7 +179,7 @@ class ServeSession:
             )
         return {
             "topic": num,
-            "overlap": len(set(lists[0]) & set(lists[1])),
+            "overlap": len(found[0] & found[1]),
             "a": sides[0],
             "b": sides[1],
             "per_topic": self.per_topic_infap(a, b),
