@@ -80,3 +80,5 @@ def test_cli_makes_a_clip_model(tmp_path, run_cli, tiny_bpe):
     assert r.exit_code == 2 and "already exists" in r.output
     r = run_cli(*args, "ViT-Q-99", "--force")
     assert r.exit_code == 2 and "unknown CLIP architecture" in r.output
+    r = run_cli(*args[:-1], "--force")  # the tiny text tower is 32 wide: its heads must be given
+    assert r.exit_code == 2 and "not a multiple of the 64-wide heads" in r.stderr and "--clip-config" in r.stderr

@@ -190,6 +190,9 @@ def test_open_clip_json_refuses_what_the_tower_does_not_compute(tmp_path):
         ("layers", [3, 4, 6, 3], "not a ViT tower"),
         ("image_size", [32, 48], "only square images"),
         ("rope", True, "option 'rope' is not known"),
+        ("width", "abc", "width must be a positive whole number, not 'abc'"),
+        ("head_width", 0, "head_width must be a positive whole number, not 0"),
+        ("mlp_ratio", "4", "mlp_ratio must be a positive number"),
     ]:
         bad = json.loads(json.dumps(cfg))
         bad["vision_cfg"][key] = value

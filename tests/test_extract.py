@@ -339,6 +339,25 @@ def test_msb_out_never_replaces_shot_files_unasked(extracted, video, tmp_path):
     assert not (tmp_path / "s.h5").exists()
 
 
+def test_inputs_are_never_outputs(tmp_path, video, run_cli):
+    own = tmp_path / "00009.mp4"
+    own.write_bytes(video.read_bytes())
+    (tmp_path / "list.txt").write_text(f"{own}\n")
+    ckpt = tmp_path / "ck.pt"
+    ckpt.write_bytes(CKPT.read_bytes())
+    for out, first in [(own, own), (tmp_path / "list.txt", tmp_path / "list.txt"), (ckpt, own)]:
+        r = run_cli(
+            "extract", first, "--out", out, "--checkpoint", ckpt, "--clip-config", ARCH, "--shots", "content", "--force"
+        )  # fmt: skip
+        assert r.exit_code == 2 and "is also an input of this command" in r.stderr, r.output
+    assert own.read_bytes() == video.read_bytes() and ckpt.read_bytes() == CKPT.read_bytes()
+    (tmp_path / "bin.txt").write_bytes(b"\x00\xa0\xff" * 50)
+    r = run_cli("extract", tmp_path / "bin.txt", "--out", tmp_path / "s.h5", "--checkpoint", CKPT)
+    assert r.exit_code == 2 and "bin.txt:1: not UTF-8 text" in r.stderr
+    r = run_cli("extract", own, "--out", tmp_path / "s.h5", "--checkpoint", CKPT, "--msb", tmp_path / "nomsb")
+    assert r.exit_code == 2 and "nomsb: no such folder" in r.stderr
+
+
 def test_list_files_name_videos_relative_to_themselves(tmp_path, video):
     (tmp_path / "list.txt").write_text(f"# V3C1 part\n{video}\n\n")
     assert list_videos([tmp_path / "list.txt"]) == [video]

@@ -62,6 +62,7 @@ def test_search(client, demo):
         ("/api/topics/abc", {}, 400, "num: Input should be a valid integer"),
         ("/api/compare", {"a": "laff", "b": "nope", "topic": 641}, 404, "unknown run 'nope'"),
         ("/api/export", {"format": "pdf"}, 400, "format 'pdf'"),
+        ("/api/export", {"year": 99999}, 400, "year 99999: an AVS run's year, from 2016 on"),
         ("/thumbs/..%2Fsecret.jpg", {}, 404, "Not Found|no such thumbnail"),
         ("/thumbs/secret.jpg", {}, 404, "no such thumbnail"),
         ("/nowhere", {}, 404, "Not Found"),
@@ -169,3 +170,19 @@ def test_cli_usage_errors(run_cli, demo, tmp_path):
     assert r.exit_code == 2 and "give both --model and --index" in r.stderr
     r = run_cli("serve", "--thumbs", tmp_path / "none", "--port", "1")
     assert r.exit_code == 2 and "none: not a folder (--thumbs)" in r.stderr
+
+
+def test_a_taken_port_is_one_line():
+    import socket
+
+    from avs.errors import InputError
+    from avs.serve.app import _listening_socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}: .*pick another --port"):
+            _listening_socket("127.0.0.1", port)
+    with pytest.raises(InputError, match="--host 999.1.1.1"):
+        _listening_socket("999.1.1.1", 8000)

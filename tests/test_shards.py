@@ -43,6 +43,7 @@ def test_sharded_search_equals_one_index(base, n):
     out = build_sharded_index(model, tmp / "store.h5", tmp / f"s{n}.json", n, batch_size=64, progress=False)
     index = open_searchable(out)
     assert [len(s) for s in index.shards] == [b - a for a, b in shard_rows(700, n, 64)]
+    assert [s.path.name for s in index.shards] == [f"s{n}.shard{i}of{n}.h5" for i in range(1, n + 1)]
     assert all(a % 64 == 0 for a, _ in shard_rows(700, n, 64))
     assert index.ids == ids and len(index) == 700
     for k in (1, 13, 700, 1000):
@@ -106,6 +107,12 @@ def test_what_does_not_hold_together_is_refused(base, tmp_path, run_cli):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(InputError, match=message):
             open_searchable(tmp_path / "bad.json")
+    r = run_cli("index", "--model", model, "--collection", tmp / "store.h5", "--out", model / "weights.pt", "--force")
+    assert r.exit_code == 2 and "an input of this command" in r.stderr  # the model's own weights
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes((tmp / "store.h5").read_bytes())
+    r = run_cli("index", "--model", model, "--collection", copy, "--out", copy, "--force", "--shards", 2)
+    assert r.exit_code == 2 and "is also an input" in r.stderr and copy.read_bytes() == (tmp / "store.h5").read_bytes()
     args = ("index", "--model", model, "--collection", tmp / "store.h5", "--out", tmp_path / "z.json")
     r = run_cli(*args, "--shards", 3, "--batch-size", 512)  # 700 shots are two batches of 512
     assert r.exit_code == 2 and "3 shards of its 700 shots: give 1 to 2" in r.stderr

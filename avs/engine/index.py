@@ -282,7 +282,8 @@ def build_index(
     a second build of ``out``); shots with NaN/inf features are refused when reached, and the ``.part`` removed.
     """
     device = usable_device(device)  # before anything is written
-    out = check_writable(out, force)
+    model_dir = model.path if isinstance(model, LoadedModel) else model
+    out = check_writable(out, force, inputs=[collection, model_dir])
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     store = open_store(collection)
     try:
@@ -292,7 +293,8 @@ def build_index(
         except OSError as e:
             raise InputError(out, f"cannot write here: {os_problem(e)}") from None
         with DestinationLock(out):
-            check_writable(out, force)  # again: a build that held the lock may have just finished it
+            # again: a build that held the lock may have just finished it
+            check_writable(out, force, inputs=[collection, model_dir])
             lo, hi = (0, len(store)) if rows is None else rows
             if not 0 <= lo < hi <= len(store):
                 raise InputError(store.path, f"rows {lo}..{hi - 1} are not rows of its {len(store)} shots")

@@ -138,8 +138,8 @@ def write_manifest(out: str | os.PathLike, shards: Sequence[str | os.PathLike], 
 
 
 def shard_paths(out: str | os.PathLike, n: int) -> list[Path]:
-    out = Path(out)
-    return [out.with_name(f"{out.stem}.shard{i}of{n}{out.suffix or '.h5'}") for i in range(1, n + 1)]
+    out = Path(out)  # the manifest may be OUT.json: the shards are HDF5 files all the same
+    return [out.with_name(f"{out.stem}.shard{i}of{n}.h5") for i in range(1, n + 1)]
 
 
 def shard_rows(total: int, n: int, align: int = 1) -> list[tuple[int, int]]:
@@ -171,7 +171,7 @@ def build_sharded_index(
     store would: a model's float32 arithmetic depends, in its last bits, on how many rows a batch has, and the
     rows (hence the rankings) are then the same to the bit. With an ``executor`` the shards are built in its
     workers (``model`` then a model directory)."""
-    out = check_writable(out, force)
+    out = check_writable(out, force, inputs=[collection, model.path if isinstance(model, LoadedModel) else model])
     with open_store(collection) as st:
         total = len(st)
     batches = -(-total // batch_size)

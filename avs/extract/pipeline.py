@@ -76,6 +76,8 @@ class ExtractConfig:
             raise InputError(None, f"--shots {self.method!r} is not one of {', '.join(SHOT_METHODS)}")
         if self.method == "msb" and self.msb_dir is None:
             raise InputError(None, "--shots msb reads master shot files: give --msb DIR")
+        if self.msb_dir is not None and not Path(self.msb_dir).is_dir():
+            raise InputError(self.msb_dir, "no such folder (--msb: the master shot files, <video>.tsv)")
         if not Path(self.checkpoint).is_file():
             raise InputError(self.checkpoint, "no such file (the CLIP checkpoint, --checkpoint)")
         if self.msb_out is not None and self.msb_dir is not None:
@@ -110,7 +112,7 @@ def list_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         if item.is_dir():
             found += sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         elif item.suffix.lower() in (".txt", ".lst"):
-            lines = item.read_text(encoding="utf-8").splitlines()
+            lines = _list_lines(item)
             found += [item.parent / line.strip() for line in lines if line.strip() and not line.startswith("#")]
         elif item.exists():
             found.append(item)
@@ -124,6 +126,18 @@ def list_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     if not found:
         raise InputError(None, "no video files given")
     return found
+
+
+def _list_lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(path, "not UTF-8 text: a list of video paths, one a line, is expected", line=line) from None
 
 
 def load_encoder(config: ExtractConfig):
@@ -319,8 +333,10 @@ def extract(
 
     t0 = time.perf_counter()
     config.check()
-    out = check_writable(out, force)
     videos = list_videos(inputs)
+    # the videos, list files and checkpoint are inputs; a folder of videos is not (a store may live beside them)
+    lists = [i for i in inputs if not Path(i).is_dir()]
+    out = check_writable(out, force, inputs=[*lists, *videos, config.checkpoint, config.clip_config])
     encoder = load_encoder(config)
     settings = _settings(config, encoder)
     work = out.with_name(out.name + ".extract")

@@ -22,16 +22,21 @@ def check_writable(
     path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike | None] = ()
 ) -> Path:
     """Refuse early (before any work) what a write to ``path`` would get wrong: an existing result without
-    ``force``, anything but a regular file to replace (a device, a folder), one of the command's ``inputs``,
-    a destination folder that cannot be made or written."""
+    ``force``, anything but a regular file to replace (a device, a folder), one of the command's ``inputs`` or a
+    file inside an input folder (a model directory, a folder of videos), a destination folder that cannot be made
+    or written."""
     p = Path(path)
     if p.exists() or p.is_symlink():
         if not force:
             raise InputError(p, "already exists (use --force to overwrite)")
         _refuse_special(p)
         for other in inputs:
-            if other is not None and Path(other).exists() and os.path.samefile(p, other):
+            if other is None or not Path(other).exists():
+                continue
+            if os.path.samefile(p, other):
                 raise InputError(p, "is also an input of this command; write the output elsewhere")
+            if Path(other).is_dir() and Path(other).resolve() in p.resolve().parents:
+                raise InputError(p, f"is inside {other}, an input of this command; write the output elsewhere")
     folder = p.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

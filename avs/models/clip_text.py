@@ -87,9 +87,16 @@ class ClipTextEncoder(nn.Module):
                 f"text transformer blocks under {prefix or 'the top level'} are not numbered "
                 f"0..N-1 (found {sorted(blocks)[:8]})",
             )
-        heads = heads if heads is not None else width // 64
+        if heads is None:  # not in the tensors: a standard CLIP's 64-wide heads
+            if width % 64:
+                raise InputError(
+                    p,
+                    f"its text tower is {width} wide, not a multiple of the 64-wide heads of a standard CLIP: give "
+                    "the checkpoint's open_clip model-config JSON (--clip-config) for its number of heads",
+                )
+            heads = width // 64
         if heads < 1 or width % heads:
-            raise InputError(p, f"width {width} cannot be split into {heads} attention heads")
+            raise InputError(p, f"text width {width} cannot be split into {heads} attention heads")
         vocab_size, _ = state["token_embedding.weight"].shape
         context_length = state["positional_embedding"].shape[0]
         tokenizer = ClipTokenizer(bpe_path, context_length)

@@ -169,6 +169,14 @@ class ClipVisionConfig:
         if not isinstance(vision["layers"], int):  # a list of stage depths is a ResNet tower
             raise InputError(source, f"vision_cfg layers={vision['layers']!r}: not a ViT tower")
         width, head_width = vision["width"], vision.get("head_width", 64)
+        sizes = {"embed_dim": cfg["embed_dim"], "image_size": image_size, "patch_size": vision["patch_size"]}
+        sizes.update({"width": width, "layers": vision["layers"], "head_width": head_width})
+        for key, value in sizes.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(source, f"{key} must be a positive whole number, not {value!r}")
+        mlp_ratio = vision.get("mlp_ratio", 4.0)
+        if not isinstance(mlp_ratio, (int, float)) or isinstance(mlp_ratio, bool) or not mlp_ratio > 0:
+            raise InputError(source, f"mlp_ratio must be a positive number, not {mlp_ratio!r}")
         try:
             return cls(
                 image_size,

@@ -109,6 +109,7 @@ def serve(session: ServeSession, host: str = "127.0.0.1", port: int = 8000, read
     check_installed()
     import uvicorn
 
+    sock = _listening_socket(host, port)  # bound here, so that a taken port is one line, not uvicorn's log
     config = uvicorn.Config(create_app(session), host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     if ready is not None:
@@ -120,7 +121,25 @@ def serve(session: ServeSession, host: str = "127.0.0.1", port: int = 8000, read
                 ready(f"http://{host if ':' not in host else f'[{host}]'}:{port}/")
 
         server.startup = announce
-    server.run()
+    server.run(sockets=[sock])
+
+
+def _listening_socket(host: str, port: int):
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise InputError(None, f"--host {host}: {e.strerror} (an address of this machine, e.g. 127.0.0.1)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise InputError(None, f"cannot listen on {host}:{port}: {e.strerror} (pick another --port)") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _version() -> str:

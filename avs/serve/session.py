@@ -232,6 +232,8 @@ class ServeSession:
             results[t.num] = TopicResult([Item(s, v) for s, v in zip(shots, scores)], elapsed=whole_seconds(seconds))
         info = self.searcher.run_info(RunInfo(pid=pid), self.topics)
         year = year or (int(self.topics.year) if self.topics.year and self.topics.year.isdigit() else None)
+        if year is not None and not 2016 <= year <= 2100:
+            raise RequestError(f"year {year}: an AVS run's year, from 2016 on")
         if fmt == "xml" and year is None:
             raise RequestError("the topic file does not say its year: add ?year=")
         run = Run(info, results, year=year)
