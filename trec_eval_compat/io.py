@@ -177,29 +177,25 @@ def iter_qrels(path: str | os.PathLike) -> Iterator[tuple[str, str, str, int]]:
     # a file has a handful of distinct judgment spellings and topic ids: each is checked once, not once a line
     judgments: dict[str, int] = {}
     topics: set[str] = set()
-    for first, block in iter_blocks(path):
-        for n, line in enumerate(_decode(block, first, path).split("\n"), first):
-            toks = line.split()
-            if len(toks) != width:
-                if not toks:
-                    continue
-                if width is not None:
-                    raise InputError(path, f"expected {width} columns like line 1, found {len(toks)}", line=n)
-                if len(toks) not in (4, 5):
-                    raise InputError(
-                        path,
-                        f"expected 5 columns (topic iter shot stratum judgment) or 4 "
-                        f"(topic iter shot judgment), found {len(toks)}",
-                        line=n,
-                    )
-                width = len(toks)
-            judgment = judgments.get(toks[-1])
-            if judgment is None:
-                judgment = judgments[toks[-1]] = _judgment(toks[-1], path, n)
-            if toks[0] not in topics:
-                _check_topic(toks[0], path, n)
-                topics.add(toks[0])
-            yield toks[0], toks[2], toks[3] if width == 5 else "1", judgment
+    for n, toks in iter_lines(path):
+        if len(toks) != width:
+            if width is not None:
+                raise InputError(path, f"expected {width} columns like line 1, found {len(toks)}", line=n)
+            if len(toks) not in (4, 5):
+                raise InputError(
+                    path,
+                    f"expected 5 columns (topic iter shot stratum judgment) or 4 "
+                    f"(topic iter shot judgment), found {len(toks)}",
+                    line=n,
+                )
+            width = len(toks)
+        judgment = judgments.get(toks[-1])
+        if judgment is None:
+            judgment = judgments[toks[-1]] = _judgment(toks[-1], path, n)
+        if toks[0] not in topics:
+            _check_topic(toks[0], path, n)
+            topics.add(toks[0])
+        yield toks[0], toks[2], toks[3] if width == 5 else "1", judgment
     if width is None:
         raise InputError(path, "no qrels (empty file)")
 

@@ -54,9 +54,7 @@ def index_shards_cmd(shards, out, force) -> None:
 @click.option("--force", is_flag=True, help="Overwrite INDEX.faiss.")
 def index_ann_cmd(index_file, nlist, force) -> None:
     """Build the FAISS index of INDEX (or of every shard of a manifest) for `avs search --ann` / `avs serve --ann`."""
-    from avs.engine.ann import build_ann
-    from avs.engine.shards import open_searchable
+    from avs.engine.ann import build_ann_all
 
-    for shard in getattr(open_searchable(index_file), "shards", None) or [index_file]:
-        path = build_ann(getattr(shard, "path", shard), nlist=nlist, force=force)
+    for path in build_ann_all(index_file, nlist=nlist, force=force):
         click.echo(f"wrote {path}")

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from avs.engine.index import Index, open_index
-from avs.engine.search import Hits, exact_scores
+from avs.engine.search import Hits, best_k, exact_scores
 from avs.errors import InputError
 from avs.formats.fileio import atomic_open, check_writable
 
@@ -73,6 +73,14 @@ def build_ann(
     return out
 
 
+def build_ann_all(path: str | os.PathLike, nlist: int | None = None, force: bool = False) -> list[Path]:
+    """:func:`build_ann` of an index file, or of every shard of a sharded index's manifest."""
+    from avs.engine.shards import is_manifest, open_sharded
+
+    files = [s.path for s in open_sharded(path).shards] if is_manifest(path) else [path]
+    return [build_ann(f, nlist=nlist, force=force) for f in files]
+
+
 class AnnIndex:
     """The FAISS index of one index file, loaded, with the index it proposes rows of."""
 
@@ -104,7 +112,5 @@ class AnnIndex:
             cand = np.array([r for r in cand if ids[r] not in skip], dtype=np.int64) if skip else cand
             block = self.rows[cand] if len(cand) else np.empty((0, self.index.dim), np.float16)
             exact = exact_scores(block, queries[j : j + 1])[:, 0]
-            shots = [ids[r] for r in cand]
-            order = sorted(range(len(cand)), key=lambda i: (exact[i], shots[i]), reverse=True)[:k]
-            out.append(Hits([shots[i] for i in order], exact[order]))
+            out.append(best_k([ids[r] for r in cand], exact, k))
         return out

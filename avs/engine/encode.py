@@ -37,7 +37,7 @@ def text_featurizer(
             raise InputError(loaded.path, "the model uses word2vec text features: give --word2vec PATH")
         w2v = Word2Vec.load(path) if path is not None else None
     clip = None
-    if any(f.kind == "clip" for f in loaded.config.text) and not (precomputed or {}):
+    if any(f.kind == "clip" for f in loaded.config.text) and not precomputed:
         # the checkpoint recorded at training (or by make_clip_model) unless another is given
         clip_checkpoint = clip_checkpoint or loaded.meta.get("clip_checkpoint")
         clip_bpe = clip_bpe or loaded.meta.get("clip_bpe")

@@ -205,9 +205,14 @@ def _rerank(index: Index, rows: np.ndarray, query: np.ndarray, k: int) -> Hits:
     ids = index.ids
     rows = np.sort(rows)
     exact = exact_scores(_gather(index, rows), query[None])[:, 0] if len(rows) else np.empty(0)
-    shots = [ids[i] for i in rows]
-    order = sorted(range(len(rows)), key=lambda i: (exact[i], shots[i]), reverse=True)[:k]
-    return Hits([shots[i] for i in order], exact[order])
+    return best_k([ids[i] for i in rows], exact, k)
+
+
+def best_k(shots: Sequence[str], scores: np.ndarray, k: int) -> Hits:
+    """The ``k`` best of shots with exact scores, in the order NIST's evaluator ranks them: score descending,
+    ties by shot id descending. Every exact ranking (one index, merged shards, approximate candidates) ends here."""
+    order = sorted(range(len(shots)), key=lambda i: (scores[i], shots[i]), reverse=True)[:k]
+    return Hits([shots[i] for i in order], np.asarray(scores)[order])
 
 
 def brute_force(index: Index, queries: np.ndarray, k: int = 1000, exclude: Sequence[str] = ()) -> list[Hits]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from avs.engine.executor import Executor
 from avs.engine.index import Index, build_index, open_index
-from avs.engine.search import Hits, search
+from avs.engine.search import Hits, best_k, search
 from avs.errors import InputError, first_few, first_line
 from avs.formats.fileio import atomic_write, check_writable
 from avs.formats.store import open_store
@@ -187,14 +187,15 @@ def build_sharded_index(
         if path.exists() and not force:
             open_index(path)  # a shard a previous run finished: kept, if it is whole
             continue
-        todo.append((model, collection, path, rows, batch_size, device, force))
+        todo.append((path, rows))
     if executor is None:
-        for model_, collection_, path, rows, *rest in todo:
-            build_index(model_, collection_, path, *rest[:3], progress, rows=rows)
+        for path, rows in todo:
+            build_index(model, collection, path, batch_size, device, force, progress, rows=rows)
     else:
-        if isinstance(model, LoadedModel):
-            model = model.path
-        executor.map(_build_shard, [(model, *task[1:]) for task in todo])
+        model_dir = model.path if isinstance(model, LoadedModel) else model
+        executor.map(
+            _build_shard, [(model_dir, collection, path, rows, batch_size, device, force) for path, rows in todo]
+        )
     return write_manifest(out, paths, force=force)
 
 
@@ -212,9 +213,7 @@ def merge_hits(per_shard: Sequence[Hits], k: int) -> Hits:
     """The best ``k`` of several shards' exact rankings, in the single-index order: score descending, ties by
     shot id descending."""
     shots = [s for h in per_shard for s in h.shots]
-    scores = np.concatenate([h.scores for h in per_shard]) if per_shard else np.empty(0)
-    order = sorted(range(len(shots)), key=lambda i: (scores[i], shots[i]), reverse=True)[:k]
-    return Hits([shots[i] for i in order], scores[order])
+    return best_k(shots, np.concatenate([h.scores for h in per_shard]) if per_shard else np.empty(0), k)
 
 
 def search_searchable(

@@ -198,9 +198,12 @@ def _shots(video: Path, config: ExtractConfig, detector) -> list[Shot]:
     return shots
 
 
-def _decode(video: Path, config: ExtractConfig, detector, image_size: int, send) -> _Done:
-    """Send ``video``'s wanted frames, preprocessed, in chunks (:class:`_Frames`), then return its :class:`_Done`.
-    ``send(frames, images, last)`` sends a chunk when it is due (and says so)."""
+def _decode(video: Path, config: ExtractConfig, detector, image_size: int, emit) -> _Done:
+    """Hand ``video``'s wanted frames, preprocessed, to ``emit(frames, images)`` in chunks of ``batch_size``
+    (the last one shorter), then return its :class:`_Done`.
+
+    The chunks are fixed, never "whatever is ready": a frame's embedding must not depend on timing or on where it
+    runs, and a matrix product's last bits depend on how many rows it has."""
     shots = _shots(video, config, detector)
     if not shots:
         raise InputError(video, "no shots found")
@@ -214,10 +217,11 @@ def _decode(video: Path, config: ExtractConfig, detector, image_size: int, send)
             _thumbnail(f.image, Path(config.thumbs) / f"shot{video.stem}_{thumbs[f.index]}_RKF.jpg")
         frames.append(f.index)
         images.append(preprocess_array(f.image, image_size))
-        if send(frames, images, False):
+        if len(frames) == config.batch_size:
+            emit(frames, torch.stack(images))
             frames, images = [], []
     if frames:
-        send(frames, images, True)
+        emit(frames, torch.stack(images))
     return _Done(video, shots, wanted)
 
 
@@ -258,14 +262,11 @@ def _extract_video(state, task: tuple[Path, Path]) -> Skipped | int:
     video, work = task
     by_frame: dict[int, np.ndarray] = {}
 
-    def send(frames: list[int], images: list[torch.Tensor], last: bool) -> bool:
-        if not (last or len(frames) >= config.batch_size):
-            return False
-        by_frame.update(zip(frames, encode_batch(encoder, (torch.stack(images),), config.device).numpy()))
-        return True
+    def encode(frames: list[int], images: torch.Tensor) -> None:
+        by_frame.update(zip(frames, encode_batch(encoder, (images,), config.device).numpy()))
 
     try:
-        done = _decode(video, config, detector, encoder.config.image_size, send)
+        done = _decode(video, config, detector, encoder.config.image_size, encode)
     except InputError as e:
         return Skipped(video.stem, str(e))
     _finish(work, done, by_frame, config)
@@ -287,13 +288,8 @@ def _decoded_ahead(
                 if stop.is_set():
                     return
 
-                def send(frames: list[int], images: list[torch.Tensor], last: bool, video: str = v.stem) -> bool:
-                    # fixed chunks (not "whatever is ready"): a frame's embedding must not depend on timing, and a
-                    # matrix product's last bits depend on how many rows it has
-                    if not (last or len(frames) >= config.batch_size):
-                        return False
-                    out.put(_Frames(video, frames, torch.stack(images)))
-                    return True
+                def send(frames: list[int], images: torch.Tensor, video: str = v.stem) -> None:
+                    out.put(_Frames(video, frames, images))
 
                 try:
                     out.put(_decode(v, config, detector, image_size, send))

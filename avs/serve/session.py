@@ -97,8 +97,8 @@ class ServeSession:
             if name in runs:
                 raise InputError(path, f"two runs are named {name!r}: rename one")
             runs[name] = read_run(path)
+        # keyed by run name, as runs are (two runs of one name were refused above)
         evaluations = evaluate_runs(list(config.runs), q) if q is not None and config.runs else {}
-        evaluations = {run_name(p): e for p, e in zip(config.runs, evaluations.values())}
         labels = load_labels(None)
         if ts is not None:
             labels.update({t.num: t.labels for t in ts if t.labels is not None})
