@@ -240,3 +240,26 @@ def test_summary_cli_overrides_and_errors(run_cli):
     assert r.exit_code == 2 and "expected NAME=DIM" in r.stderr
     r = run_cli("model", "summary", "--video-feature", "nope=3", "--bow-vocab", 3, "--gru-vocab", 5)
     assert r.exit_code == 2 and "no feature named nope" in r.stderr
+
+
+def test_sparse_bag_projection_equals_the_dense_product():
+    """In training a Projection multiplies only the bag-of-words columns some caption uses; outputs and every
+    gradient equal the full product's, with exact zeros for the unused weight columns."""
+    from avs.models.blocks import Projection
+
+    torch.manual_seed(0)
+    proj = Projection(300, 64, dropout=0.0, batch_norm=False).train()
+    bag = (torch.rand(16, 300) < 0.02).float() * torch.randint(1, 3, (16, 300))
+    out = proj(bag)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    grads = [p.grad.clone() for p in proj.parameters()]
+    lin = proj[0]
+    ref = torch.tanh(bag @ lin.weight.T + lin.bias)
+    torch.testing.assert_close(out, ref)
+    proj.zero_grad()
+    (ref * w).sum().backward()
+    for g, p in zip(grads, proj.parameters()):
+        torch.testing.assert_close(g, p.grad)
+    unused = ~bag.any(dim=0)
+    assert unused.sum() > 200 and (grads[0][:, unused] == 0).all()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from avs.engine import index as I
+from avs.engine import search as S
 from avs.engine.encode import encode_topics, text_featurizer, weighted_queries
 from avs.engine.search import brute_force, search
 from avs.errors import InputError
@@ -238,3 +239,87 @@ def test_topics_encode_cli(built, run_cli):
 def test_index_cli_errors(tmp_path, run_cli):
     r = run_cli("index", "--model", tmp_path / "nope", "--collection", tmp_path / "s.h5", "--out", tmp_path / "i.h5")
     assert r.exit_code == 2 and "not a model directory" in r.stderr
+
+
+def sim_index(path, emb: np.ndarray, spaces: int) -> I.Index:
+    """An index file holding ``emb`` (rows unit per space) as the builder lays it out."""
+    n = len(emb)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(
+            format=I.FORMAT,
+            format_version=I.FORMAT_VERSION,
+            spaces=spaces,
+            space_size=emb.shape[1] // spaces,
+            space_weights=np.full(spaces, 1 / spaces),
+            model_fingerprint="test",
+            model_name="test",
+            collection_fingerprint="test",
+            collection_name="test",
+            rows_done=n,
+            complete=1,
+        )
+        f.create_dataset("ids", data=np.array([f"shot{i // 9 + 1:05d}_{i % 9 + 1}" for i in range(n)], dtype=object))
+        f.create_dataset("embeddings", data=emb.astype(np.float16))
+    return I.open_index(path)
+
+
+def unit(x: np.ndarray, spaces: int) -> np.ndarray:
+    x = x.reshape(len(x), spaces, -1)
+    return (x / np.linalg.norm(x, axis=2, keepdims=True)).reshape(len(x), -1).astype(np.float32)
+
+
+@pytest.mark.parametrize("first_pass", ["bfloat16", "float32"])
+@pytest.mark.parametrize("layout", ["clustered", "packed"])
+def test_first_passes_rank_exactly_as_float64(tmp_path, monkeypatch, first_pass, layout):
+    """Both first passes give the float64 ranking, ties and exclusions included. On clustered rows the bfloat16
+    pass re-scores few rows in float32; on one tight cluster it falls back to float32 blocks."""
+    spaces, n = 4, 6000
+    rng = np.random.default_rng(11)
+    if layout == "clustered":
+        centres = rng.standard_normal((30, spaces * 64))
+        emb = unit(centres[rng.integers(0, 30, n)] + 0.5 * rng.standard_normal((n, spaces * 64)) / 8, spaces)
+        q = unit(centres[:5] + 0.5 * rng.standard_normal((5, spaces * 64)) / 8, spaces)
+    else:  # one cluster: every score within the bfloat16 error bound of the others
+        c = rng.standard_normal(spaces * 64)
+        emb = unit(c + 0.05 * rng.standard_normal((n, spaces * 64)), spaces)
+        q = unit(c + 0.05 * rng.standard_normal((5, spaces * 64)), spaces)
+    emb[100:110] = emb[7]  # tied rows
+    idx = sim_index(tmp_path / "index.h5", emb, spaces)
+    q[0] = idx.embeddings[7].astype(np.float32)
+    queries = weighted_queries(q.reshape(5, spaces, 64), idx.space_weights)
+    scored = []
+    fp32 = S._Scan._fp32
+    monkeypatch.setattr(
+        S._Scan,
+        "_fp32",
+        lambda self, half, rows: scored.append(len(half if rows is None else rows)) or fp32(self, half, rows),
+    )
+    exclude = [idx.ids[i] for i in (3, 104, 5999)]
+    got = search(idx, queries, k=20, exclude=exclude, block_rows=500, first_pass=first_pass)
+    ref = brute_force(idx, queries, k=20, exclude=exclude)
+    for g, r in zip(got, ref):
+        assert g.shots == r.shots and np.array_equal(g.scores, r.scores)
+    assert got[0].shots[:10] == sorted(idx.ids[i] for i in (7, *range(100, 110)) if i != 104)[::-1]
+    share = sum(scored) / n
+    if first_pass == "float32":
+        assert share == 1
+    elif layout == "clustered":
+        assert share < 0.4  # the bfloat16 bound rules out the rows of the other 25 clusters
+    else:
+        assert share > 0.5  # too tight to rule out: blocks scored in float32
+
+
+def test_bfloat16_scores_stay_within_the_error_bound():
+    """The bound the bfloat16 pass prunes with holds (without its safety margin) on rows built to round badly:
+    every element halfway between two bfloat16 values, all errors of one sign."""
+    spaces, d = 8, 512
+    rng = np.random.default_rng(2)
+    v = np.abs(rng.standard_normal((2048, spaces * d))).astype(np.float32)
+    bits = v.view(np.uint32) & 0xFFFF0000 | 0x00008000  # halfway: rounding moves every element up or to even
+    v = unit(bits.view(np.float32), spaces).astype(np.float16).astype(np.float32)
+    q = unit(np.abs(rng.standard_normal((6, spaces * d))), spaces) / spaces
+    a = torch.mm(torch.from_numpy(q).bfloat16(), torch.from_numpy(v).bfloat16().T).float().numpy()
+    exact = q.astype(np.float64) @ v.astype(np.float64).T
+    bound = S.BF16_U * np.abs(a) + S._bf16_slack(q, spaces)[:, None] / 1.25
+    assert (np.abs(a - exact) <= bound).all()
+    assert np.abs(a - exact).max() > 0.05 * bound.max()  # the test does exercise rounding

@@ -1,8 +1,10 @@
 """Exact top-k search over an index: every shot scored for every topic, the best k kept.
 
-The scan runs in float32 over float16 rows; the final ranking is exact: candidates are every shot whose
-float32 score is within a proven error bound of the k-th best, and those are re-scored in float64 and ordered
-by score descending, ties by shot id descending (the order NIST's sample_eval.pl evaluates in).
+The scan scores float16 rows in bfloat16 (where the CPU multiplies it natively), then in float32 the rows
+whose bfloat16 score is within a proven error bound of reaching the k-th best; the final ranking is exact:
+candidates are every shot whose float32 score is within a proven error bound of the k-th best, and those are
+re-scored in float64 and ordered by score descending, ties by shot id descending (the order NIST's
+sample_eval.pl evaluates in).
 """
 
 from __future__ import annotations
@@ -21,12 +23,28 @@ import torch
 from avs.engine.index import Index
 
 PIECE_ROWS = 1024
+BF16_PIECE_ROWS = 512
+BF16_U = 2.0**-8  # unit roundoff of bfloat16
+FALLBACK_SHARE = 0.5  # a block with more of its rows in reach than this is scored in float32 outright
 
 
-def _error_bound(dim: int, weight_sum: float) -> float:
+def _fp32_bound(dim: int, weight_sum: float) -> float:
     """Bound on |float32 score − exact score|: a D-term dot product whose |products| sum to at most Σ|w_s|
     (unit vectors per space) errs by less than D·2^-24 of that in any summation order; doubled for safety."""
     return 2.0 * (dim + 2) * 2.0**-24 * max(1.0, weight_sum)
+
+
+def _bf16_slack(queries: np.ndarray, spaces: int) -> np.ndarray:
+    """Per query, c with |bfloat16 score a − exact score| ≤ 2^-8·|a| + c.
+
+    Rounding q and v to bfloat16 moves each product by at most (2u + u²)|q_i v_i| (u = 2^-8); products of two
+    bfloat16 values are exact in float32 and their float32 sum errs by at most γ = 2D·2^-24 of Σ|q_i v_i|
+    (any order, pairs fused or not); Σ|q_i v_i| ≤ Σ_s ‖q_s‖·‖v_s‖ with rows unit per space (float16 rounding
+    is allowed 2^-9); the bfloat16 result adds u·|a|. A quarter on top for safety."""
+    u, dim = 2.0**-8, queries.shape[1]
+    gamma = 2 * dim * 2.0**-24
+    norms = np.linalg.norm(queries.reshape(len(queries), spaces, -1).astype(np.float64), axis=2).sum(axis=1)
+    return 1.25 * (2 * u + u * u + gamma * (1 + u) ** 2) * (1 + 2.0**-9) * norms
 
 
 @dataclass
@@ -123,82 +141,170 @@ def search(
     exclude: Sequence[str] = (),
     block_rows: int = 16384,
     progress: bool = False,
+    first_pass: str = "auto",
 ) -> list[Hits]:
     """Top-``k`` shots per query. ``queries``: (Q, S·d) weighted query rows (``avs.engine.encode.weighted_queries``).
 
-    Candidate pools keep every row whose float32 score is at least floor_q = (k-th best float32 score seen)
-    − 2·bound; since the floor only rises and the final k-th best float32 score is within ``bound`` of the
-    exact k-th best, every row of the exact top k is in the pool when the scan ends.
+    ``first_pass``: "bfloat16" scores every row in bfloat16 first and re-scores in float32 only the rows whose
+    bfloat16 score, plus its error bound, reaches a proven lower bound on the final k-th best exact score;
+    "float32" scores every row in float32; "auto" (default) is bfloat16 where the CPU multiplies it natively.
+    Blocks where most rows would need float32 anyway (scores packed too tightly for the bfloat16 bound) are
+    scored in float32 outright. The ranking is the same whichever pass runs: it is decided by float64 scores.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if queries.ndim != 2 or queries.shape[1] != index.dim:
         raise ValueError(f"queries of shape {queries.shape}, index rows have {index.dim} dims")
-    nq, n = len(queries), len(index)
+    if first_pass not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"first_pass {first_pass!r}: expected auto, bfloat16 or float32")
+    n = len(index)
     k = min(k, n)
     excluded = np.zeros(n, dtype=bool)
     if exclude:
         pos = {s: i for i, s in enumerate(index.ids)}
         excluded[[pos[s] for s in exclude if s in pos]] = True
     k_eff = min(k, n - int(excluded.sum()))
-    bound = _error_bound(index.dim, float(np.abs(index.space_weights).sum()))
-    qt = torch.from_numpy(queries).T.contiguous()
-    # float16 -> float32 in cache-sized pieces: the converted rows are multiplied while still in cache, so
-    # memory traffic is the float16 bytes alone (faster than a float32 product over data in memory)
-    piece = torch.empty(min(PIECE_ROWS, n), index.dim)
-    out = torch.empty(min(block_rows, n), nq)
-    pool_rows: list[list[np.ndarray]] = [[] for _ in range(nq)]
-    pool_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
-    pool_size = np.zeros(nq, dtype=np.int64)
-    floor = np.full(nq, -np.inf, dtype=np.float32)
+    bf16 = first_pass == "bfloat16" or (first_pass == "auto" and _bf16_native())
+    scan = _Scan(queries, k_eff, index.spaces, float(np.abs(index.space_weights).sum()), bf16, min(block_rows, n))
     from tqdm import tqdm
 
     bar = tqdm(total=n, unit="shot", desc="search", disable=None if progress else True)
     for start, block in _blocks(index, block_rows):
-        rows = len(block)
-        bar.update(rows)
+        bar.update(len(block))
         with warnings.catch_warnings():  # the mapped rows are read-only and only ever read
             warnings.simplefilter("ignore", UserWarning)
-            half = torch.from_numpy(block)
-        for p in range(0, rows, PIECE_ROWS):
-            x = piece[: min(PIECE_ROWS, rows - p)]
-            x.copy_(half[p : p + len(x)])
-            torch.mm(x, qt, out=out[p : p + len(x)])
-        scores = out[:rows].T.contiguous()  # (Q, B)
-        skip = excluded[start : start + rows]
+            scan.block(start, torch.from_numpy(block), excluded[start : start + len(block)])
+    bar.close()
+    return [_rerank(index, rows, queries[j], k) for j, rows in enumerate(scan.candidates())]
+
+
+def _bf16_native() -> bool:
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check and check())
+
+
+class _Scan:
+    """The running state of one scan: per query a lower bound on the final k-th best exact score, and a pool
+    of (row, float32 score) kept while their float32 score could still reach it.
+
+    Every lower bound is k rows' worst-case exact score: the k-th best bfloat16 score a_k of a block gives
+    a_k − u·|a_k| − c, the k-th best float32 score s_k of any rows gives s_k − b. A row is dropped only when
+    its best-case exact score (a + u·|a| + c, or s + b) is below the bound, so every row of the exact top k
+    survives to the float64 re-ranking.
+    """
+
+    def __init__(self, queries: np.ndarray, k: int, spaces: int, weight_sum: float, bf16: bool, block_rows: int):
+        nq, dim = queries.shape
+        self.k, self.bf16, self.bf16_allowed = k, bf16, bf16
+        self.q32 = torch.from_numpy(queries)
+        self.qt = self.q32.T.contiguous()
+        self.qb = self.q32.bfloat16()
+        self.b32 = _fp32_bound(dim, weight_sum)
+        self.slack = torch.from_numpy(_bf16_slack(queries, spaces).astype(np.float32))[:, None]
+        self.lower = np.full(nq, -np.inf)
+        self.pool_rows: list[list[np.ndarray]] = [[] for _ in range(nq)]
+        self.pool_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
+        self.pool_size = np.zeros(nq, dtype=np.int64)
+        self.block_rows = block_rows
+        # float16 -> float32 (-> bfloat16) in cache-sized pieces, multiplied while still in cache: memory
+        # traffic is the float16 bytes alone
+        self.piece16 = torch.empty(PIECE_ROWS, dim, dtype=torch.float16)
+        self.piece32 = torch.empty(PIECE_ROWS, dim)
+        self.pieceb = torch.empty(BF16_PIECE_ROWS, dim, dtype=torch.bfloat16)
+        self.out32 = torch.empty(block_rows, nq)
+        self.outb = torch.empty(nq, block_rows, dtype=torch.bfloat16)
+
+    def block(self, start: int, half: torch.Tensor, skip: np.ndarray) -> None:
+        rows = None  # all of the block
+        if self.bf16:
+            keep = self._bf16_keep(half, torch.from_numpy(skip))
+            need = keep.any(dim=0).nonzero().squeeze(1)
+            if len(need) <= FALLBACK_SHARE * len(half):
+                rows = need
+            self.bf16 = rows is not None
+        scores = self._fp32(half, rows)
+        if rows is None:
+            rows = torch.arange(len(half))
+            if self.bf16_allowed:  # would the next block gain from the bfloat16 pass?
+                self.bf16 = self._upper(scores).ge(self._lower()).any(dim=0).float().mean() <= FALLBACK_SHARE
+        self._add(start, rows.numpy(), scores, skip)
+
+    def _lower(self) -> torch.Tensor:
+        return torch.from_numpy(self.lower.astype(np.float32))[:, None]
+
+    def _upper(self, a: torch.Tensor) -> torch.Tensor:
+        return a + BF16_U * a.abs() + self.slack
+
+    def _bf16_keep(self, half: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """(Q, B) mask of the rows whose bfloat16 score leaves them in reach of each query's lower bound."""
+        b = len(half)
+        out = self.outb[:, :b]
+        for p in range(0, b, BF16_PIECE_ROWS):
+            m = min(BF16_PIECE_ROWS, b - p)
+            x = self.piece32[:m]
+            x.copy_(half[p : p + m])  # float16 -> bfloat16 goes through float32: torch's direct cast is slow
+            self.pieceb[:m].copy_(x)
+            out[:, p : p + m] = torch.mm(self.qb, self.pieceb[:m].T)
+        a = out.float()
         if skip.any():
-            scores[:, torch.from_numpy(skip)] = -np.inf
-        if rows >= k_eff > 0:  # this block's k-th best can only be below the final k-th best
-            kth = torch.topk(scores, k_eff, dim=1, sorted=False).values.min(dim=1).values.numpy()
-            floor = np.maximum(floor, kth - 2 * bound)
+            a[:, skip] = -np.inf
+        if b >= self.k > 0:
+            ak = torch.topk(a, self.k, dim=1, sorted=False).values.min(dim=1).values.double().numpy()
+            self.lower = np.maximum(self.lower, ak - BF16_U * np.abs(ak) - self.slack[:, 0].double().numpy())
+        keep = self._upper(a).ge(self._lower())
+        keep[:, skip] = False
+        return keep
+
+    def _fp32(self, half: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """(Q, R) float32 scores of the block's rows ``rows`` (all when None)."""
+        count = len(half) if rows is None else len(rows)
+        out = self.out32[:count]
+        for p in range(0, count, PIECE_ROWS):
+            m = min(PIECE_ROWS, count - p)
+            x = self.piece32[:m]
+            if rows is None:
+                x.copy_(half[p : p + m])
+            else:
+                x.copy_(torch.index_select(half, 0, rows[p : p + m], out=self.piece16[:m]))
+            torch.mm(x, self.qt, out=out[p : p + m])
+        return out.T.contiguous()
+
+    def _add(self, start: int, rows: np.ndarray, scores: torch.Tensor, skip: np.ndarray) -> None:
+        """Pool the rows whose float32 score is within reach of the lower bound, after raising the bound."""
+        sk = skip[rows]
+        if sk.any():
+            scores[:, torch.from_numpy(sk)] = -np.inf
+        if len(rows) >= self.k > 0:
+            kth = torch.topk(scores, self.k, dim=1, sorted=False).values.min(dim=1).values.double().numpy()
+            self.lower = np.maximum(self.lower, kth - self.b32)
         s = scores.numpy()
-        qi, ri = np.nonzero((s >= floor[:, None]) & (s > -np.inf))
-        bounds = np.searchsorted(qi, np.arange(nq + 1))
-        for j in range(nq):
+        qi, ri = np.nonzero((s >= (self.lower - self.b32)[:, None]) & (s > -np.inf))
+        bounds = np.searchsorted(qi, np.arange(len(s) + 1))
+        for j in range(len(s)):
             sel = ri[bounds[j] : bounds[j + 1]]
             if len(sel):
-                pool_rows[j].append(sel + start)
-                pool_scores[j].append(s[j, sel])
-                pool_size[j] += len(sel)
-            if pool_size[j] > 4 * k_eff + block_rows:  # the floor rose since these rows came in
-                floor[j] = _prune(pool_rows, pool_scores, pool_size, j, k_eff, bound, floor[j])
-    bar.close()
-    for j in range(nq):
-        floor[j] = _prune(pool_rows, pool_scores, pool_size, j, k_eff, bound, floor[j])
-    return [
-        _rerank(index, np.concatenate(pool_rows[j]) if pool_rows[j] else np.empty(0, np.int64), queries[j], k)
-        for j in range(nq)
-    ]
+                self.pool_rows[j].append(rows[sel] + start)
+                self.pool_scores[j].append(s[j, sel])
+                self.pool_size[j] += len(sel)
+            if len(sel):  # the pool's k-th best raises the bound for the blocks to come
+                self._prune(j)
 
+    def _prune(self, j: int) -> None:
+        """Raise query j's bound by its pool's k-th best and drop the rows that can no longer reach it."""
+        if not self.pool_rows[j] or self.pool_size[j] <= self.k:
+            return
+        r, v = np.concatenate(self.pool_rows[j]), np.concatenate(self.pool_scores[j])
+        kth = float(np.partition(v, len(v) - self.k)[len(v) - self.k])
+        self.lower[j] = max(self.lower[j], kth - self.b32)
+        keep = v >= self.lower[j] - self.b32
+        self.pool_rows[j], self.pool_scores[j], self.pool_size[j] = [r[keep]], [v[keep]], int(keep.sum())
 
-def _prune(pool_rows, pool_scores, pool_size, j: int, k: int, bound: float, floor: float) -> float:
-    """Raise query j's floor to its pool's k-th best score − 2·bound and drop the rows below it."""
-    if not pool_rows[j] or pool_size[j] <= k:
-        return floor
-    r, v = np.concatenate(pool_rows[j]), np.concatenate(pool_scores[j])
-    floor = max(floor, float(np.partition(v, len(v) - k)[len(v) - k]) - 2 * bound)
-    keep = v >= floor
-    pool_rows[j], pool_scores[j], pool_size[j] = [r[keep]], [v[keep]], int(keep.sum())
-    return floor
+    def candidates(self) -> list[np.ndarray]:
+        """Per query, the pooled rows: a superset of its exact top k."""
+        out = []
+        for j in range(len(self.pool_rows)):
+            self._prune(j)
+            out.append(np.concatenate(self.pool_rows[j]) if self.pool_rows[j] else np.empty(0, np.int64))
+        return out
 
 
 def _rerank(index: Index, rows: np.ndarray, query: np.ndarray, k: int) -> Hits:
