@@ -86,15 +86,19 @@ def bench(device: str, batch: int, steps: int, optimizer: str = "avs RMSprop (in
             torch.cuda.synchronize()
 
     step()  # warm-up: allocations, kernel selection, optimizer state
+    return timed(step, batch, steps, f"{device}, {optimizer}: {count_parameters(model)} trainable parameters")
+
+
+def timed(step, batch: int, steps: int, label: str) -> float:
+    """Captions/s of ``steps`` calls of a warmed-up ``step``, printed with its matrix-product GFLOP."""
     gflop = step_gflop(step)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - t0
     print(
-        f"{device}, {optimizer}: {count_parameters(model)} trainable parameters, batch {batch}, {steps} steps: "
-        f"{seconds / steps:.3f} s/step, {batch * steps / seconds:.1f} captions/s; "
-        f"{gflop:.1f} GFLOP of matrix products a step ({gflop * steps / seconds:.0f} GFLOP/s)",
+        f"{label}, batch {batch}, {steps} steps: {seconds / steps:.3f} s/step, {batch * steps / seconds:.1f} "
+        f"captions/s; {gflop:.1f} GFLOP of matrix products a step ({gflop * steps / seconds:.0f} GFLOP/s)",
         flush=True,
     )
     return batch * steps / seconds
@@ -293,18 +297,8 @@ def bench_official(official, batch: int, steps: int) -> tuple[float, int]:
     # after a step every parameter the official model trains holds a gradient; the others never get one
     trained = sum(p.numel() for p in model.parameters() if p.grad is not None)
     declared = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    gflop = step_gflop(step)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - t0
-    print(
-        f"cpu, official LAFF ({official.commit}): {trained} trained parameters ({declared} with requires_grad), "
-        f"batch {batch}, {steps} steps: {seconds / steps:.3f} s/step, {batch * steps / seconds:.1f} captions/s; "
-        f"{gflop:.1f} GFLOP of matrix products a step ({gflop * steps / seconds:.0f} GFLOP/s)",
-        flush=True,
-    )
-    return batch * steps / seconds, trained
+    label = f"cpu, official LAFF ({official.commit}): {trained} trained parameters ({declared} with requires_grad)"
+    return timed(step, batch, steps, label), trained
 
 
 def step_gflop(step) -> float:
