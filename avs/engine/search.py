@@ -24,8 +24,10 @@ from avs.engine.index import Index
 
 PIECE_ROWS = 1024
 BF16_PIECE_ROWS = 512
+RESCORE_ROWS = 16384
 BF16_U = 2.0**-8  # unit roundoff of bfloat16
-FALLBACK_SHARE = 0.5  # a block with more of its rows in reach than this is scored in float32 outright
+BF16_U1 = BF16_U / (1 - BF16_U)  # |x − bf16(x)| ≤ u·|x| ≤ u'·|bf16(x)|
+FALLBACK_SHARE = 0.5
 
 
 def _fp32_bound(dim: int, weight_sum: float) -> float:
@@ -35,16 +37,21 @@ def _fp32_bound(dim: int, weight_sum: float) -> float:
 
 
 def _bf16_slack(queries: np.ndarray, spaces: int) -> np.ndarray:
-    """Per query, c with |bfloat16 score a − exact score| ≤ 2^-8·|a| + c.
+    """Per query, c with |bfloat16 score a − exact score| ≤ u'·|a| + c, from the query as rounded.
 
-    Rounding q and v to bfloat16 moves each product by at most (2u + u²)|q_i v_i| (u = 2^-8); products of two
-    bfloat16 values are exact in float32 and their float32 sum errs by at most γ = 2D·2^-24 of Σ|q_i v_i|
-    (any order, pairs fused or not); Σ|q_i v_i| ≤ Σ_s ‖q_s‖·‖v_s‖ with rows unit per space (float16 rounding
-    is allowed 2^-9); the bfloat16 result adds u·|a|. A quarter on top for safety."""
-    u, dim = 2.0**-8, queries.shape[1]
+    With q_b, v_b the bfloat16 roundings of query q and row v: q·v − q_b·v_b = q_b·(v − v_b) + (q − q_b)·v, at
+    most u·Σ_s ‖q_b,s‖·‖v_s‖ + Σ_s ‖q_s − q_b,s‖·‖v_s‖ (Cauchy–Schwarz per space, the query's own rounding
+    measured, not bounded); products of bfloat16 values are exact in float32 and their float32 sum errs by at
+    most γ = 2D·2^-24 of Σ|q_b,i·v_b,i| ≤ (1 + u)·Σ_s ‖q_b,s‖·‖v_s‖ (any order, pairs fused or not); rows are
+    unit per space up to float16 rounding (allowed 2^-9); rounding the result to bfloat16 adds u'·|a|. A
+    quarter on top for safety."""
+    u, (nq, dim) = BF16_U, queries.shape
     gamma = 2 * dim * 2.0**-24
-    norms = np.linalg.norm(queries.reshape(len(queries), spaces, -1).astype(np.float64), axis=2).sum(axis=1)
-    return 1.25 * (2 * u + u * u + gamma * (1 + u) ** 2) * (1 + 2.0**-9) * norms
+    q = queries.astype(np.float64).reshape(nq, spaces, -1)
+    qb = torch.from_numpy(queries).bfloat16().double().numpy().reshape(nq, spaces, -1)
+    rounded = np.linalg.norm(qb, axis=2).sum(axis=1)
+    residual = np.linalg.norm(q - qb, axis=2).sum(axis=1)
+    return 1.25 * (1 + 2.0**-9) * ((u + gamma * (1 + u)) * rounded + residual)
 
 
 @dataclass
@@ -56,27 +63,39 @@ class Hits:
 
 
 def exact_scores(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """float64 scores (rows × queries); per-row sums are independent of how many rows are passed."""
+    """float64 scores (rows × queries). Each row's sum is taken on its own, so a row scores the same bits
+    however many rows come with it; rows are widened in small groups that stay in cache."""
     rows = np.asarray(rows)
-    if rows.dtype == np.float16:  # exact widening; torch does it far faster than numpy
-        rows = torch.from_numpy(np.ascontiguousarray(rows)).float().numpy()
-    r = rows.astype(np.float64)
-    return np.stack([(r * q).sum(axis=1) for q in np.asarray(queries, dtype=np.float64)], axis=1)
+    qs = np.asarray(queries, dtype=np.float64)
+    out = np.empty((len(rows), len(qs)))
+    for p in range(0, len(rows), 64):
+        group = torch.from_numpy(np.ascontiguousarray(rows[p : p + 64])).float().double().numpy()  # exact widening
+        for j, q in enumerate(qs):
+            out[p : p + 64, j] = (group * q).sum(axis=1)
+    return out
 
 
 def _gather(index: Index, rows: np.ndarray) -> np.ndarray:
-    """The float16 rows ``rows`` (sorted), read one by one: no memory map, so resident memory stays small."""
+    """The float16 rows ``rows`` (sorted), each run of consecutive rows read in one call, no memory map, so
+    resident memory stays small."""
     out = np.empty((len(rows), index.dim), np.float16)
+    runs = np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
     offset = index.offset
     if offset is None:
-        for i, r in enumerate(rows):
-            out[i] = index.embeddings[int(r)]
+        for run in runs:
+            a, b = run[0], run[-1] + 1
+            index.embeddings.read_direct(out, source_sel=np.s_[rows[a] : rows[a] + b - a], dest_sel=np.s_[a:b])
         return out
     size = index.dim * 2
     with open(index.path, "rb", buffering=0) as fh:
-        fd = fh.fileno()
-        for i, r in enumerate(rows):
-            out[i] = np.frombuffer(os.pread(fd, size, offset + int(r) * size), np.float16)
+        for run in runs:
+            view = memoryview(out[run[0] : run[-1] + 1]).cast("B")
+            at, pos = offset + int(rows[run[0]]) * size, 0
+            while pos < len(view):  # a read may stop short of the run
+                got = os.preadv(fh.fileno(), [view[pos:]], at + pos)
+                if got <= 0:
+                    raise OSError(f"{index.path}: index file ends before row {int(rows[run[-1]])}")
+                pos += got
     return out
 
 
@@ -232,7 +251,7 @@ class _Scan:
         return torch.from_numpy(self.lower.astype(np.float32))[:, None]
 
     def _upper(self, a: torch.Tensor) -> torch.Tensor:
-        return a + BF16_U * a.abs() + self.slack
+        return a + BF16_U1 * a.abs() + self.slack
 
     def _bf16_keep(self, half: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """(Q, B) mask of the rows whose bfloat16 score leaves them in reach of each query's lower bound."""
@@ -249,7 +268,7 @@ class _Scan:
             a[:, skip] = -np.inf
         if b >= self.k > 0:
             ak = torch.topk(a, self.k, dim=1, sorted=False).values.min(dim=1).values.double().numpy()
-            self.lower = np.maximum(self.lower, ak - BF16_U * np.abs(ak) - self.slack[:, 0].double().numpy())
+            self.lower = np.maximum(self.lower, ak - BF16_U1 * np.abs(ak) - self.slack[:, 0].double().numpy())
         keep = self._upper(a).ge(self._lower())
         keep[:, skip] = False
         return keep
