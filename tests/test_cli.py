@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from avs import __version__
 
@@ -26,6 +27,19 @@ def test_console_script_installed_no_traceback(tmp_path):
         [sys.executable, "-m", "avs", "topics", "show", str(tmp_path / "x.xml")], capture_output=True, text=True
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.startswith("avs: error:")
+
+
+def test_console_command_ends_without_teardown_and_loses_nothing(tmp_path):
+    """A command that loaded torch ends through os._exit: its piped output, exit code and files all arrive."""
+    out = tmp_path / "run.xml"
+    cmd = [sys.executable, "-m", "avs", "search", "--topics", "topics/tv20.xml", "--out", str(out), "--topk", "5"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert p.returncode == 0 and p.stdout.startswith("searched 20 topics") and p.stdout.endswith("`avs demo`)\n")
+    from avs.formats.runs import read_run
+
+    assert [len(t.items) for t in read_run(out).topics.values()] == [5] * 20
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert p.returncode == 2 and p.stderr == f"avs: error: {out}: already exists (use --force to overwrite)\n"
 
 
 def test_trec_eval_compat_does_not_import_torch():

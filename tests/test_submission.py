@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -215,6 +216,32 @@ def test_writing_2023_runs_algo_whole_seconds_and_nist_ids(tmp_path):
     assert "algo" not in R.to_xml(make_run(algo="C"), 2022).decode()
     assert R.to_trec(make_run()).split() == ["1761", "Q0", "shot07476_1", "1", "1.0", "TEAMA"]
     assert [R.whole_seconds(x) for x in (0, 0.004, 1.0, 2.5, "3")] == ["0", "1", "1", "3", "3"]
+
+
+def test_xml_is_written_as_lxml_writes_it(monkeypatch):
+    """to_xml writes the XML as text: lxml reads every attribute back as given, and lxml writing the tree it
+    read gives the same bytes (its escaping of & < > " tab, newline and carriage return; UTF-8 kept). What it
+    records having written, which its checks run on, is what the run reader reads from the bytes."""
+    import io
+
+    from lxml import etree
+
+    from trec_eval_compat import runxml
+
+    recorded = []
+    check = R._xml_problems
+    monkeypatch.setattr(R, "_xml_problems", lambda *a, **kw: recorded.append(kw["written"]) or check(*a, **kw))
+
+    nasty = "a & b < c > d \"e\" 'f' \t tab \n line \r cr é ✓"
+    run = make_run(desc=nasty)
+    run.topics[761].items.append(R.Item("shot00001_2", 0.5))
+    data = R.to_xml(run, 2022)
+    root = etree.fromstring(data)
+    assert root[0].get("desc") == nasty and root[0][0][1].get("shotId") == "shot00001_2"
+    body = data.split(b"\n", 2)[2]  # past the declaration and the DOCTYPE
+    assert etree.tostring(root, encoding="UTF-8") + b"\n" == body
+    read = runxml.read_xml(io.BytesIO(data), "x.xml")
+    assert replace(recorded[0], path="x.xml") == read and not read.faults
 
 
 def test_cli_convert_and_validate_2023(tmp_path, run_cli, aux):

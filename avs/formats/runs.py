@@ -259,33 +259,48 @@ def to_xml(run: Run, year: int) -> bytes:
         raise InputError(run.path, "the run has no topics")
     for f in wanted:  # lxml's own refusal names neither the attribute nor the option
         xmlsafe.check_xml_text(getattr(run.info, f), run.path, f"{_ATTRS[f][0]} (set with {_ATTRS[f][1]})")
-    root = etree.Element(runxml.ROOT)
-    root.text = "\n"
-    res = etree.SubElement(root, runxml.RUN, {_ATTRS[f][0]: getattr(run.info, f) for f in wanted})
-    res.text, res.tail = "\n", "\n"
+    # Written as text, one element a line, escaped as lxml escapes attributes; what is written is recorded
+    # as the reader would record it, so that the checks below need no second parse of 20,000 items.
+    run_attrs = {_ATTRS[f][0]: getattr(run.info, f) for f in wanted}
+    written = runxml.XmlRun(run.path, run_attrs, [], doctype(year), NIST_DTD_URL.format(year=year), 4)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        doctype(year),
+        f"<{runxml.ROOT}>",
+        f"<{runxml.RUN}{_attrs(run_attrs)}>",
+    ]
     for num, t in run.topics.items():
         if t.elapsed is None:
             raise InputError(
                 run.path, f"topic {num} has no elapsed time (TREC runs carry none; set it with --elapsed SECONDS)"
             )
-        tr = etree.SubElement(res, runxml.TOPIC, tNum=str(num), elapsedTime=_elapsed_for_xml(t.elapsed))
-        tr.text, tr.tail = "\n", "\n"
+        elapsed = _elapsed_for_xml(t.elapsed)
+        topic = runxml.XmlTopic(str(num), elapsed, len(lines) + 1)
+        written.topics.append(topic)
+        lines.append(f"<{runxml.TOPIC}{_attrs({'tNum': str(num), 'elapsedTime': elapsed})}>")
         for seq, it in enumerate(t.items, 1):
             for text in (it.shot, *it.extra.values()):
                 xmlsafe.check_xml_text(text, run.path, f"topic {num}: item {seq}")
-            etree.SubElement(
-                tr, runxml.ITEM, {"seqNum": str(seq), "shotId": nist_shot_id(it.shot), **it.extra}
-            ).tail = "\n"
-    data = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype(year)}\n'.encode()
-        + etree.tostring(root, encoding="UTF-8")
-        + b"\n"
-    )
-    problems = _xml_problems(data, run.path or "<run>", year, None, None)
+            shot = nist_shot_id(it.shot)
+            topic.items.append(runxml.XmlItem(str(seq), shot, len(lines) + 1, dict(it.extra)))
+            lines.append(f"<{runxml.ITEM}{_attrs({'seqNum': str(seq), 'shotId': shot, **it.extra})}/>")
+        lines.append(f"</{runxml.TOPIC}>")
+    lines += [f"</{runxml.RUN}>", f"</{runxml.ROOT}>", ""]
+    data = "\n".join(lines).encode()
+    problems = _xml_problems(data, run.path or "<run>", year, None, None, written=written)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(run.path, f"not a valid {year} run: {problems[0].message}{more}")
     return data
+
+
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+)
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    return "".join(f' {k}="{v.translate(_ATTR_ESCAPES)}"' for k, v in attrs.items())
 
 
 def write_xml(run: Run, path: str | os.PathLike, year: int, force: bool = False) -> Path:
@@ -387,12 +402,19 @@ def _java_int(s: str) -> int | None:
 
 
 def _xml_problems(
-    data: bytes, path: str, year: int | None, topic_nums, shots: ValidShots | None, pids: frozenset[str] | None = None
+    data: bytes,
+    path: str,
+    year: int | None,
+    topic_nums,
+    shots: ValidShots | None,
+    pids: frozenset[str] | None = None,
+    written: runxml.XmlRun | None = None,
 ) -> list[Problem]:
+    """``written``: the run as ``to_xml`` recorded writing ``data``, instead of reading it back."""
     out = _Collect(path)
     try:
-        x = runxml.read_xml(io.BytesIO(data), path)
         tree = xmlsafe.parse(io.BytesIO(data), path)
+        x = written or runxml.read_xml(io.BytesIO(data), path)
     except InputError as e:
         return [Problem(path, e.line, e.problem)]
     year = _check_doctype(x, year, out)
