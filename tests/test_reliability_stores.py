@@ -500,3 +500,20 @@ def test_missing_word2vec_path_is_an_error(built_index, tmp_path, run_cli):
         train("laff", None, None, tmp_path / "out", word2vec=missing)
     with pytest.raises(InputError, match="no such word2vec file"):
         evaluate_retrieval(model, tmp_path, word2vec=missing)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nonfinite_rows_are_found_by_exponent_bits(dtype):
+    """The index build's NaN/inf check (exponent bits for float16/32) finds the first bad row and passes every
+    finite value, the largest and the subnormal ones included."""
+    x = np.ones((5, 7), dtype)
+    assert I._first_nonfinite(x) is None and I._first_nonfinite(x[:0]) is None
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[3, 2] = y[4, 0] = bad
+        assert I._first_nonfinite(y) == 3
+        assert I._first_nonfinite(y[:, ::2]) == 3  # a strided view
+    info_ = np.finfo(dtype)
+    y = x.copy()
+    y[0, :3] = info_.max, -info_.max, info_.smallest_subnormal
+    assert I._first_nonfinite(y) is None
