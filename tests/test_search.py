@@ -343,3 +343,15 @@ def test_gather_reads_runs_and_single_rows(tmp_path, chunks):
     rows = np.array([0, 1, 2, 7, 9, 10, 11, 12, 200, 498, 499])
     assert np.array_equal(S._gather(idx, rows), emb[rows])
     assert S._gather(idx, np.empty(0, np.int64)).shape == (0, 64)
+
+
+def test_exact_scores_keep_every_input_bit():
+    """float16 and float32 rows are widened exactly; float64 rows are used as they are (never through float32);
+    a row scores the same bits alone as among others."""
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((2, 100))
+    for dtype in (np.float16, np.float32, np.float64):
+        rows = rng.standard_normal((130, 100)).astype(dtype)
+        want = np.stack([(rows.astype(np.float64) * qj).sum(axis=1) for qj in q], axis=1)
+        assert np.array_equal(S.exact_scores(rows, q), want)
+        assert np.array_equal(S.exact_scores(rows[77:78], q), want[77:78])

@@ -24,10 +24,9 @@ from avs.engine.index import Index
 
 PIECE_ROWS = 1024
 BF16_PIECE_ROWS = 512
-RESCORE_ROWS = 16384
 BF16_U = 2.0**-8  # unit roundoff of bfloat16
 BF16_U1 = BF16_U / (1 - BF16_U)  # |x − bf16(x)| ≤ u·|x| ≤ u'·|bf16(x)|
-FALLBACK_SHARE = 0.5
+FALLBACK_SHARE = 0.5  # a block with more of its rows in reach than this is scored in float32 outright
 
 
 def _fp32_bound(dim: int, weight_sum: float) -> float:
@@ -69,7 +68,10 @@ def exact_scores(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
     qs = np.asarray(queries, dtype=np.float64)
     out = np.empty((len(rows), len(qs)))
     for p in range(0, len(rows), 64):
-        group = torch.from_numpy(np.ascontiguousarray(rows[p : p + 64])).float().double().numpy()  # exact widening
+        group = np.ascontiguousarray(rows[p : p + 64])
+        if group.dtype in (np.float16, np.float32):  # exact widening; torch does it far faster than numpy
+            group = torch.from_numpy(group).float().double().numpy()
+        group = group.astype(np.float64, copy=False)
         for j, q in enumerate(qs):
             out[p : p + 64, j] = (group * q).sum(axis=1)
     return out
@@ -79,22 +81,22 @@ def _gather(index: Index, rows: np.ndarray) -> np.ndarray:
     """The float16 rows ``rows`` (sorted), each run of consecutive rows read in one call, no memory map, so
     resident memory stays small."""
     out = np.empty((len(rows), index.dim), np.float16)
-    runs = np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    runs = zip(np.r_[0, breaks], np.r_[breaks, len(rows)]) if len(rows) else ()  # [a, b) of out, one run each
     offset = index.offset
     if offset is None:
-        for run in runs:
-            a, b = run[0], run[-1] + 1
+        for a, b in runs:
             index.embeddings.read_direct(out, source_sel=np.s_[rows[a] : rows[a] + b - a], dest_sel=np.s_[a:b])
         return out
     size = index.dim * 2
     with open(index.path, "rb", buffering=0) as fh:
-        for run in runs:
-            view = memoryview(out[run[0] : run[-1] + 1]).cast("B")
-            at, pos = offset + int(rows[run[0]]) * size, 0
+        for a, b in runs:
+            view = memoryview(out[a:b]).cast("B")
+            at, pos = offset + int(rows[a]) * size, 0
             while pos < len(view):  # a read may stop short of the run
                 got = os.preadv(fh.fileno(), [view[pos:]], at + pos)
                 if got <= 0:
-                    raise OSError(f"{index.path}: index file ends before row {int(rows[run[-1]])}")
+                    raise OSError(f"{index.path}: index file ends before row {int(rows[b - 1])}")
                 pos += got
     return out
 

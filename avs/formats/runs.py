@@ -265,7 +265,7 @@ def to_xml(run: Run, year: int) -> bytes:
     written = runxml.XmlRun(run.path, run_attrs, [], doctype(year), NIST_DTD_URL.format(year=year), 4)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        doctype(year),
+        written.doctype,
         f"<{runxml.ROOT}>",
         f"<{runxml.RUN}{_attrs(run_attrs)}>",
     ]
